@@ -1,0 +1,1 @@
+"""The ``amd-bridge`` command line."""

@@ -1,0 +1,80 @@
+"""``amd-bridge detect FILE...``: one JSON line per recording."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from bridge.cli.audio_files import read_audio_file
+from bridge.engine import BatchingEngine, Detector, build_batching_engine
+from bridge.errors import AudioFileError
+from bridge.session.decision import Decision
+from bridge.session.recording import decide_recording
+from bridge.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def decision_record(file: str, decision: Decision) -> dict[str, Any]:
+    """The JSON fields of a decision, shared by ``detect`` and later bulk tools."""
+    timing = decision.timing
+    return {
+        "file": file,
+        "status": decision.status.value,
+        "label": decision.label,
+        "cause": decision.amd_cause,
+        "confidence": _round(decision.confidence),
+        "proba_human": _round(decision.proba_human),
+        "transcript": decision.transcript,
+        "decision_audio_s": round(decision.decision_audio_s, 3),
+        "elapsed_ms": _round(decision.elapsed_ms, 1),
+        "compute_ms": _round(decision.compute_ms, 1),
+        "initial_silence_s": _round(timing.initial_silence_s if timing else None),
+        "speech_s": _round(timing.speech_s if timing else None),
+    }
+
+
+def _round(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+async def detect_files(
+    paths: Sequence[Path], settings: Settings, detector: Detector, out: TextIO
+) -> int:
+    """Write one line per path, in order; return how many files failed."""
+    engine = build_batching_engine(settings, detector)
+    limit = asyncio.Semaphore(max(settings.batch_size, 1) * settings.engine_workers)
+    try:
+        tasks = [asyncio.ensure_future(_one(p, settings, engine, limit)) for p in paths]
+        failures = 0
+        for task in tasks:  # in input order; later files keep running meanwhile
+            record = await task
+            failures += "error" in record
+            out.write(json.dumps(record) + "\n")
+            out.flush()
+        return failures
+    finally:
+        await engine.aclose()
+
+
+async def _one(
+    path: Path, settings: Settings, engine: BatchingEngine, limit: asyncio.Semaphore
+) -> dict[str, Any]:
+    async with limit:
+        t0 = time.perf_counter()
+        try:
+            fmt, data = await asyncio.to_thread(read_audio_file, path)
+        except AudioFileError as exc:
+            log.warning("%s", exc)
+            return {"file": str(path), "error": str(exc)}
+        decision = await decide_recording(
+            str(path), fmt, data, settings.policy, engine.analyze, settings.analysis_timeout_s
+        )
+        record = decision_record(str(path), decision)
+        log.debug("%s decided in %.1f ms wall", path, (time.perf_counter() - t0) * 1000)
+        return record

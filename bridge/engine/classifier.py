@@ -1,0 +1,169 @@
+"""The human/machine classifier: TF-IDF text features plus VAD timing, logistic.
+
+Stored as a NumPy ``.npz`` of plain numeric and string arrays, read with
+``allow_pickle=False``: loading a model file can never execute code.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from bridge.engine.textfeatures import AnalyzerConfig, TfidfFeaturizer
+from bridge.errors import ModelError
+from bridge.session.decision import TIMING_FEATURE_NAMES, TimingFeatures
+
+FORMAT = "amd-classifier/1"
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass
+class ClassifierModel:
+    """Everything the runtime needs; ``meta`` carries the training record."""
+
+    vocab: list[str]
+    idf: list[float]
+    text_coef: FloatArray
+    timing_coef: FloatArray  # empty for a text-only model
+    intercept: float
+    timing_mean: FloatArray
+    timing_scale: FloatArray
+    analyzer: AnalyzerConfig = field(default_factory=AnalyzerConfig)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def uses_timing(self) -> bool:
+        return len(self.timing_coef) > 0
+
+
+class AmdClassifier:
+    """Probability that the callee is a human, from a transcript and its timing."""
+
+    def __init__(self, model: ClassifierModel) -> None:
+        self.model = model
+        self._featurizer = TfidfFeaturizer(model.vocab, model.idf, model.analyzer)
+        self._coef = model.text_coef.tolist()
+
+    def proba_human(self, transcript: str, timing: TimingFeatures | None) -> float:
+        z = self.model.intercept
+        for i, value in self._featurizer.transform(transcript).items():
+            z += self._coef[i] * value
+        if self.model.uses_timing:
+            if timing is None:
+                raise ValueError("this classifier needs timing features")
+            x = (np.asarray(timing.as_vector()) - self.model.timing_mean) / self.model.timing_scale
+            z += float(np.dot(x, self.model.timing_coef))
+        return 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0
+
+    def proba_human_batch(
+        self, transcripts: Sequence[str], timings: Sequence[TimingFeatures | None]
+    ) -> list[float]:
+        return [self.proba_human(t, tf) for t, tf in zip(transcripts, timings, strict=True)]
+
+    # --- storage ----------------------------------------------------------
+
+    def save(self, path: Path) -> None:
+        m = self.model
+        meta = dict(m.meta)
+        meta["analyzer"] = {
+            "word_ngrams": list(m.analyzer.word_ngrams),
+            "char_ngrams": list(m.analyzer.char_ngrams),
+        }
+        with path.open("wb") as fh:
+            np.savez_compressed(
+                fh,
+                format=np.array(FORMAT),
+                vocab=np.array(m.vocab, dtype=str),
+                idf=np.asarray(m.idf, dtype=np.float64),
+                text_coef=m.text_coef.astype(np.float64),
+                timing_coef=m.timing_coef.astype(np.float64),
+                timing_names=np.array(TIMING_FEATURE_NAMES if m.uses_timing else (), dtype=str),
+                intercept=np.array(m.intercept, dtype=np.float64),
+                timing_mean=m.timing_mean.astype(np.float64),
+                timing_scale=m.timing_scale.astype(np.float64),
+                meta=np.array(json.dumps(meta, sort_keys=True)),
+            )
+
+    @classmethod
+    def load(cls, path: Path) -> AmdClassifier:
+        """Load and validate; any problem is a ``ModelError`` naming the file."""
+        try:
+            # Our own handle: np.load leaks its file when the zip is corrupt.
+            with path.open("rb") as fh, np.load(fh, allow_pickle=False) as data:
+                arrays = {key: data[key] for key in data.files}
+        except FileNotFoundError:
+            raise ModelError(f"classifier file {path} does not exist") from None
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+            raise ModelError(f"classifier file {path} is corrupt or unsafe: {exc}") from exc
+        return cls(_model_from_arrays(arrays, path))
+
+
+def _model_from_arrays(arrays: dict[str, np.ndarray], path: Path) -> ClassifierModel:
+    def need(key: str) -> np.ndarray:
+        if key not in arrays:
+            raise ModelError(f"classifier file {path} lacks '{key}' (format {FORMAT} expected)")
+        return arrays[key]
+
+    fmt = str(need("format"))
+    if fmt != FORMAT:
+        raise ModelError(f"classifier file {path} has format {fmt!r}, expected {FORMAT!r}")
+    vocab = [str(t) for t in need("vocab").tolist()]
+    idf = need("idf").astype(np.float64)
+    text_coef = need("text_coef").astype(np.float64)
+    timing_coef = need("timing_coef").astype(np.float64)
+    timing_names = tuple(str(n) for n in need("timing_names").tolist())
+    mean = need("timing_mean").astype(np.float64)
+    scale = need("timing_scale").astype(np.float64)
+    intercept = float(need("intercept"))
+    try:
+        meta = json.loads(str(need("meta")))
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"classifier file {path} has unreadable metadata: {exc}") from exc
+    if not (len(vocab) == len(idf) == len(text_coef)):
+        raise ModelError(f"classifier file {path}: vocabulary and weights differ in length")
+    if timing_names and timing_names != TIMING_FEATURE_NAMES:
+        raise ModelError(
+            f"classifier file {path} expects timing features {timing_names}, "
+            f"this version computes {TIMING_FEATURE_NAMES}"
+        )
+    t = len(timing_names)
+    if not (len(timing_coef) == len(mean) == len(scale) == t):
+        raise ModelError(f"classifier file {path}: timing weights do not match their names")
+    arrays_to_check = (idf, text_coef, timing_coef, mean, scale, np.array([intercept]))
+    if not all(np.all(np.isfinite(a)) for a in arrays_to_check) or np.any(scale <= 0):
+        raise ModelError(f"classifier file {path} holds non-finite or invalid weights")
+    analyzer_meta = meta.get("analyzer", {})
+    analyzer = AnalyzerConfig(
+        word_ngrams=_ngram_range(analyzer_meta.get("word_ngrams", (1, 2)), path),
+        char_ngrams=_ngram_range(analyzer_meta.get("char_ngrams", (2, 5)), path),
+    )
+    return ClassifierModel(
+        vocab=vocab,
+        idf=idf.tolist(),
+        text_coef=text_coef,
+        timing_coef=timing_coef,
+        intercept=intercept,
+        timing_mean=mean,
+        timing_scale=scale,
+        analyzer=analyzer,
+        meta=meta,
+    )
+
+
+def _ngram_range(value: Any, path: Path) -> tuple[int, int]:
+    if (
+        isinstance(value, list | tuple)
+        and len(value) == 2
+        and all(isinstance(v, int) for v in value)
+        and 1 <= value[0] <= value[1] <= 10
+    ):
+        return (value[0], value[1])
+    raise ModelError(f"classifier file {path} has an invalid n-gram range {value!r}")

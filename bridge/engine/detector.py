@@ -1,0 +1,108 @@
+"""The engine: ASR + VAD timing + classifier over a batch of clips, synchronously.
+
+``Detector.analyze_batch`` is what worker threads run; nothing here uses asyncio.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bridge.audio.codecs import Float32Array
+from bridge.engine.asr import AsrOptions, AsrOutput, ShortContextWhisper
+from bridge.engine.classifier import AmdClassifier
+from bridge.engine.vad import SpeechTimer
+from bridge.session.decision import AnalysisResult, TimingFeatures
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Heard:
+    """What the ASR and VAD made of one clip: the classifier's inputs."""
+
+    asr: AsrOutput
+    timing: TimingFeatures
+
+
+class Transcriber:
+    """Whisper plus VAD timing; safe to call from several threads at once."""
+
+    def __init__(self, whisper_dir: Path, options: AsrOptions, vad_threshold: float = 0.5) -> None:
+        self.asr = ShortContextWhisper(whisper_dir, options)
+        self._vad_threshold = vad_threshold
+        self._local = threading.local()
+        self._timer()  # load the VAD now: a broken install fails at start-up
+
+    def _timer(self) -> SpeechTimer:
+        # One onnxruntime session per thread: no contention between workers.
+        timer: SpeechTimer | None = getattr(self._local, "timer", None)
+        if timer is None:
+            timer = SpeechTimer(self._vad_threshold)
+            self._local.timer = timer
+        return timer
+
+    def hear_batch(self, clips: Sequence[Float32Array]) -> list[Heard]:
+        timer = self._timer()
+        timings = [timer.timing(c) for c in clips]
+        texts = self.asr.transcribe_batch(clips)
+        return [Heard(a, t) for a, t in zip(texts, timings, strict=True)]
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    whisper_dir: str
+    classifier_path: str
+    device: str
+    compute_type: str
+
+
+class Detector:
+    """Loads the models once; ``analyze_batch`` may run on several threads at once."""
+
+    def __init__(
+        self,
+        whisper_dir: Path,
+        classifier_path: Path,
+        asr_options: AsrOptions,
+        vad_threshold: float = 0.5,
+    ) -> None:
+        t0 = time.perf_counter()
+        self.classifier = AmdClassifier.load(classifier_path)
+        self.transcriber = Transcriber(whisper_dir, asr_options, vad_threshold)
+        compute_type = self.transcriber.asr.compute_type
+        self.info = EngineInfo(
+            str(whisper_dir), str(classifier_path), asr_options.device, compute_type
+        )
+        log.info(
+            "engine ready in %.2f s: whisper=%s (%s %s) classifier=%s",
+            time.perf_counter() - t0,
+            whisper_dir,
+            asr_options.device,
+            compute_type,
+            classifier_path,
+        )
+
+    def analyze_batch(self, clips: Sequence[Float32Array]) -> list[AnalysisResult]:
+        """Transcribe, time and classify clips; one result per clip, in order."""
+        t0 = time.perf_counter()
+        heard = self.transcriber.hear_batch(clips)
+        probs = self.classifier.proba_human_batch(
+            [h.asr.text for h in heard], [h.timing for h in heard]
+        )
+        compute_ms = (time.perf_counter() - t0) * 1000.0
+        return [
+            AnalysisResult(
+                transcript=h.asr.text,
+                proba_human=p,
+                timing=h.timing,
+                compute_ms=compute_ms,
+                batch_size=len(clips),
+                asr_looped=h.asr.looped,
+            )
+            for h, p in zip(heard, probs, strict=True)
+        ]

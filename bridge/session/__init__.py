@@ -1,0 +1,16 @@
+"""The call session: a plain object fed audio chunks and a clock, no sockets inside."""
+
+from bridge.session.call import AnalysisRequest, CallSession, DecisionPolicy, SessionState
+from bridge.session.decision import AnalysisResult, Cause, Decision, Status, TimingFeatures
+
+__all__ = [
+    "AnalysisRequest",
+    "AnalysisResult",
+    "CallSession",
+    "Cause",
+    "Decision",
+    "DecisionPolicy",
+    "SessionState",
+    "Status",
+    "TimingFeatures",
+]

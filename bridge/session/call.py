@@ -1,0 +1,217 @@
+"""The call session state machine.
+
+A ``CallSession`` is driven by four inputs (audio, end of stream, hang-up, the
+engine's result) and a clock passed in by the caller; it answers with an
+``AnalysisRequest`` to run, a final ``Decision``, or nothing. It never blocks
+and never touches a socket, so transports, the CLI and tests drive it alike::
+
+    LISTENING --window closes--> ANALYZING --confident--> DECIDED
+        ^                            |
+        +------not yet, ask again----+   (up to the maximum window, then NOTSURE)
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from bridge.audio import AudioChunk, AudioFormat, CallAudio
+from bridge.audio.codecs import Float32Array
+from bridge.audio.resampler import TARGET_RATE
+from bridge.errors import ConfigError
+from bridge.session.decision import AnalysisResult, Cause, Decision, Status
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DecisionPolicy:
+    """When to analyse and when to accept an answer (see ``Settings``)."""
+
+    window_s: float = 2.0  # first analysis after this much callee audio
+    step_s: float = 1.0  # then again after each further step ...
+    max_window_s: float = 5.0  # ... up to this, where NOTSURE is the answer
+    threshold: float = 0.7  # confidence needed for HUMAN or MACHINE
+    no_audio_timeout_s: float = 5.0  # wall seconds without any audio before NOTSURE
+
+    def __post_init__(self) -> None:
+        if not 0.2 <= self.window_s <= self.max_window_s:
+            raise ConfigError("window must be at least 0.2 s and at most the maximum window")
+        if self.max_window_s > 30.0:
+            raise ConfigError("maximum window must be at most 30 s (Whisper's input length)")
+        if self.step_s <= 0:
+            raise ConfigError("step must be positive")
+        if not 0.5 <= self.threshold < 1.0:
+            raise ConfigError("threshold must be in [0.5, 1.0)")
+        if self.no_audio_timeout_s <= 0:
+            raise ConfigError("no-audio timeout must be positive")
+
+
+class SessionState(enum.Enum):
+    LISTENING = "listening"
+    ANALYZING = "analyzing"
+    DECIDED = "decided"
+
+
+@dataclass(frozen=True)
+class AnalysisRequest:
+    """A clip the engine should analyse for this call."""
+
+    call_id: str
+    clip: Float32Array  # 16 kHz mono float32, the callee audio from the start
+    audio_s: float  # callee audio time this clip covers
+    final: bool  # the last chance: below the threshold means NOTSURE
+
+
+# Audio shorter than this cannot hold a word; an end of stream before it is NOAUDIO.
+MIN_ANALYSIS_S = 0.1
+
+
+class CallSession:
+    """One call's audio buffer, clock and decision rules."""
+
+    def __init__(self, call_id: str, fmt: AudioFormat, policy: DecisionPolicy, now: float) -> None:
+        self.call_id = call_id
+        self.policy = policy
+        self.state = SessionState.LISTENING
+        self.decision: Decision | None = None
+        self.dropped_s = 0.0  # audio past the maximum window, not buffered
+        self._audio = CallAudio(fmt)
+        # Bounded buffer: the maximum window at 16 kHz plus the resampler's delay.
+        self._capacity = int((policy.max_window_s + 0.25) * TARGET_RATE)
+        self._buffer = np.zeros(self._capacity, dtype=np.float32)
+        self._filled = 0
+        self._next_checkpoint = policy.window_s
+        self._last_audio_at = now
+        self._request_at: float | None = None
+        self._request_final = False
+        self._requested_audio_s = 0.0
+        self._ended = False
+
+    @property
+    def audio_s(self) -> float:
+        """Callee audio received so far (input clock, excludes dropped audio)."""
+        return min(self._audio.input_seconds, self.policy.max_window_s)
+
+    # --- inputs -----------------------------------------------------------
+
+    def feed(self, chunk: AudioChunk, now: float) -> AnalysisRequest | None:
+        """Add callee audio; returns a request when an analysis window closes."""
+        if self.state is SessionState.DECIDED or self._ended:
+            return None
+        self._last_audio_at = now
+        before = self._audio.input_seconds
+        if before >= self.policy.max_window_s:
+            self.dropped_s += chunk.duration
+            return None
+        self._append(self._audio.push(chunk.data, chunk.format))
+        return self._maybe_request(now)
+
+    def end_of_stream(self, now: float) -> AnalysisRequest | Decision | None:
+        """The source ended without a hang-up (a file's end, a client's flush).
+
+        What was received is analysed as the final clip; with too little audio
+        the answer is NOTSURE/NOAUDIO.
+        """
+        if self.state is SessionState.DECIDED or self._ended:
+            return None
+        self._ended = True
+        self._append(self._audio.flush())
+        if self.state is SessionState.ANALYZING:
+            self._request_final = True  # the answer in flight is the last one
+            return None
+        if self.audio_s < MIN_ANALYSIS_S:
+            return self._decide(Decision(Status.NOTSURE, Cause.NOAUDIO, self.audio_s))
+        return self._request(now, final=True)
+
+    def hangup(self, now: float) -> Decision | None:
+        """The callee hung up; HANGUP unless a decision was already taken."""
+        if self.state is SessionState.DECIDED:
+            return None
+        return self._decide(Decision(Status.HANGUP, Cause.HANGUP, self.audio_s))
+
+    def check_timeouts(self, now: float) -> Decision | None:
+        """Call periodically: NOTSURE/NOAUDIO when the PBX stopped sending audio."""
+        if self.state is not SessionState.LISTENING:
+            return None
+        if now - self._last_audio_at >= self.policy.no_audio_timeout_s:
+            log.info("call %s: no audio for %.1f s", self.call_id, now - self._last_audio_at)
+            return self._decide(Decision(Status.NOTSURE, Cause.NOAUDIO, self.audio_s))
+        return None
+
+    def on_result(self, result: AnalysisResult, now: float) -> AnalysisRequest | Decision | None:
+        """The engine answered the request in flight."""
+        if self.state is not SessionState.ANALYZING:
+            return None  # decided meanwhile (hang-up, timeout): the answer is moot
+        assert self._request_at is not None
+        elapsed_ms = (now - self._request_at) * 1000.0
+        audio_s = self._requested_audio_s
+        p = result.proba_human
+        confidence = max(p, 1.0 - p)
+        if result.timing.has_speech and confidence >= self.policy.threshold:
+            status = Status.HUMAN if p >= 0.5 else Status.MACHINE
+            return self._decide(self._from_result(status, Cause.CLASSIFIER, result, elapsed_ms))
+        if self._request_final:
+            cause = Cause.LOWCONFIDENCE if result.timing.has_speech else Cause.SILENCE
+            return self._decide(self._from_result(Status.NOTSURE, cause, result, elapsed_ms))
+        self.state = SessionState.LISTENING
+        self._next_checkpoint = min(audio_s + self.policy.step_s, self.policy.max_window_s)
+        if self._ended:
+            return self._request(now, final=True)
+        return self._maybe_request(now)
+
+    def on_error(self, error: BaseException, now: float) -> Decision | None:
+        """The engine failed or timed out for this call: NOTSURE/ERROR."""
+        if self.state is SessionState.DECIDED:
+            return None
+        log.warning("call %s: analysis failed: %s", self.call_id, error)
+        return self._decide(Decision(Status.NOTSURE, Cause.ERROR, self.audio_s))
+
+    # --- internals --------------------------------------------------------
+
+    def _append(self, samples: Float32Array) -> None:
+        room = self._capacity - self._filled
+        take = min(room, len(samples))
+        self._buffer[self._filled : self._filled + take] = samples[:take]
+        self._filled += take
+
+    def _maybe_request(self, now: float) -> AnalysisRequest | None:
+        if self.state is not SessionState.LISTENING:
+            return None
+        if self._audio.input_seconds + 1e-9 < self._next_checkpoint:
+            return None
+        final = self._next_checkpoint >= self.policy.max_window_s
+        return self._request(now, final=final)
+
+    def _request(self, now: float, final: bool) -> AnalysisRequest:
+        self.state = SessionState.ANALYZING
+        self._request_at = now
+        self._request_final = final
+        self._requested_audio_s = self.audio_s
+        clip = self._buffer[: self._filled].copy()
+        return AnalysisRequest(self.call_id, clip, self._requested_audio_s, final)
+
+    def _from_result(
+        self, status: Status, cause: Cause, result: AnalysisResult, elapsed_ms: float
+    ) -> Decision:
+        return Decision(
+            status=status,
+            cause=cause,
+            decision_audio_s=self._requested_audio_s,
+            proba_human=result.proba_human,
+            transcript=result.transcript,
+            elapsed_ms=elapsed_ms,
+            compute_ms=result.compute_ms,
+            timing=result.timing,
+        )
+
+    def _decide(self, decision: Decision) -> Decision:
+        self.state = SessionState.DECIDED
+        self.decision = decision
+        self._buffer = np.zeros(0, dtype=np.float32)  # free the audio at once
+        self._filled = 0
+        self._capacity = 0
+        return decision

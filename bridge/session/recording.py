@@ -1,0 +1,60 @@
+"""Drive a call session over a whole recording (files, bulk evaluation, tests).
+
+Audio is fed in 20 ms frames as a PBX would send it; while an analysis is in
+flight, feeding pauses, so a recording always gets the decision a live call
+would get from an engine that answers before the next checkpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+from bridge.audio import AudioChunk, AudioFormat
+from bridge.audio.codecs import Float32Array
+from bridge.session.call import AnalysisRequest, CallSession, DecisionPolicy
+from bridge.session.decision import AnalysisResult, Decision
+
+Analyze = Callable[[Float32Array], Awaitable[AnalysisResult]]
+FRAME_S = 0.020
+
+
+async def decide_recording(
+    call_id: str,
+    fmt: AudioFormat,
+    data: bytes,
+    policy: DecisionPolicy,
+    analyze: Analyze,
+    analysis_timeout_s: float = 10.0,
+    clock: Callable[[], float] = time.monotonic,
+) -> Decision:
+    """The decision a call with this audio would get; never raises for engine failures."""
+    session = CallSession(call_id, fmt, policy, clock())
+    frame = max(fmt.bytes_per_sample, int(fmt.rate * FRAME_S) * fmt.bytes_per_sample)
+    step: AnalysisRequest | Decision | None = None
+    for offset in range(0, len(data), frame):
+        step = session.feed(AudioChunk(fmt, data[offset : offset + frame]), clock())
+        while isinstance(step, AnalysisRequest):
+            step = await _analyze(session, step, analyze, analysis_timeout_s, clock)
+        if isinstance(step, Decision):
+            return step
+    step = session.end_of_stream(clock())
+    while isinstance(step, AnalysisRequest):
+        step = await _analyze(session, step, analyze, analysis_timeout_s, clock)
+    assert session.decision is not None, "a session always decides at end of stream"
+    return session.decision
+
+
+async def _analyze(
+    session: CallSession,
+    request: AnalysisRequest,
+    analyze: Analyze,
+    timeout_s: float,
+    clock: Callable[[], float],
+) -> AnalysisRequest | Decision | None:
+    try:
+        result = await asyncio.wait_for(analyze(request.clip), timeout_s)
+    except (asyncio.TimeoutError, Exception) as exc:
+        return session.on_error(exc, clock())
+    return session.on_result(result, clock())

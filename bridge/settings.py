@@ -1,0 +1,189 @@
+"""The one settings object: every option is a flag and an ``AMD_*`` environment variable.
+
+Flags win over the environment, which wins over the defaults. ``Settings.load``
+validates everything at start-up, so a bad value stops the service with a
+clear message instead of failing on the first call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bridge.engine.asr import AsrOptions
+from bridge.engine.models import EMBEDDED, default_classifier_path, resolve_whisper_model
+from bridge.errors import ConfigError
+from bridge.session.call import DecisionPolicy
+
+
+def _opt(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Models
+    whisper_model: str = _opt(
+        EMBEDDED, "'embedded' (bundled tiny.en), a CTranslate2 model directory, or a model name"
+    )
+    classifier: str = _opt(EMBEDDED, "'embedded' or the path of a classifier .npz")
+    device: str = _opt("cpu", "where Whisper runs", ("cpu", "cuda", "auto"))
+    compute_type: str = _opt(
+        "default", "CTranslate2 compute type (default: int8 cpu, float16 cuda)"
+    )
+    language: str = _opt("en", "language for multilingual Whisper models")
+    asr_pad: str = _opt("none", "pad clips to Whisper's 30 s ('30s') or not", ("none", "30s"))
+    asr_tail_silence_s: float = _opt(0.0, "seconds of silence appended to each clip before ASR")
+    asr_tokens_per_s: float = _opt(6.0, "cap on decoded tokens per second of audio")
+    asr_beam_size: int = _opt(1, "beam size for decoding")
+    vad_threshold: float = _opt(0.5, "speech probability threshold of the VAD")
+    # Engine throughput
+    asr_threads: int = _opt(0, "CTranslate2 threads per worker (0: its default)")
+    engine_workers: int = _opt(1, "batches that may run at once")
+    batch_size: int = _opt(16, "most clips in one batch")
+    batch_wait_ms: float = _opt(5.0, "how long a clip waits for others to join its batch")
+    engine_queue: int = _opt(1024, "most clips waiting for the engine before new ones fail")
+    analysis_timeout_s: float = _opt(10.0, "deadline for one analysis, queue wait included")
+    # Decision policy
+    window_s: float = _opt(2.0, "callee audio before the first analysis (seconds)")
+    step_s: float = _opt(1.0, "further audio before asking again when unsure")
+    max_window_s: float = _opt(5.0, "audio after which an unsure answer is NOTSURE")
+    threshold: float = _opt(0.7, "confidence needed for HUMAN or MACHINE (0.5-1)")
+    no_audio_timeout_s: float = _opt(5.0, "seconds without audio before NOTSURE/NOAUDIO")
+    # Logging
+    log_level: str = _opt("INFO", "log level", ("DEBUG", "INFO", "WARNING", "ERROR"))
+    log_format: str = _opt("text", "log line format", ("text", "json"))
+
+    # --- derived views ------------------------------------------------------
+
+    @property
+    def policy(self) -> DecisionPolicy:
+        return DecisionPolicy(
+            window_s=self.window_s,
+            step_s=self.step_s,
+            max_window_s=self.max_window_s,
+            threshold=self.threshold,
+            no_audio_timeout_s=self.no_audio_timeout_s,
+        )
+
+    @property
+    def asr_options(self) -> AsrOptions:
+        return AsrOptions(
+            device=self._resolved_device(),
+            compute_type=self.compute_type,
+            threads=self.asr_threads,
+            workers=self.engine_workers,
+            language=self.language,
+            pad_to_30s=self.asr_pad == "30s",
+            tail_silence_s=self.asr_tail_silence_s,
+            beam_size=self.asr_beam_size,
+            tokens_per_second=self.asr_tokens_per_s,
+        )
+
+    def classifier_path(self) -> Path:
+        if self.classifier == EMBEDDED:
+            return default_classifier_path()
+        return Path(self.classifier).expanduser()
+
+    def whisper_dir(self) -> Path:
+        return resolve_whisper_model(self.whisper_model)
+
+    def _resolved_device(self) -> str:
+        if self.device != "auto":
+            return self.device
+        import ctranslate2
+
+        return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+
+    # --- loading ------------------------------------------------------------
+
+    @staticmethod
+    def env_name(name: str) -> str:
+        return "AMD_" + name.upper()
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """Add one ``--flag`` per setting; defaults stay None so the env can apply."""
+        group = parser.add_argument_group("settings (each also an AMD_* environment variable)")
+        for f in dataclasses.fields(cls):
+            flag = "--" + f.name.replace("_", "-")
+            kind = _kind(f)
+            extra: dict[str, Any] = {}
+            if f.metadata.get("choices"):
+                extra["choices"] = f.metadata["choices"]
+            group.add_argument(
+                flag,
+                dest=f.name,
+                type=kind,
+                default=None,
+                metavar=kind.__name__.upper(),
+                help=f"{f.metadata['help']} [{cls.env_name(f.name)}, default {f.default}]",
+                **extra,
+            )
+
+    @classmethod
+    def load(
+        cls, args: argparse.Namespace | None = None, environ: Mapping[str, str] | None = None
+    ) -> Settings:
+        """Merge defaults, ``AMD_*`` variables and flags; raise ``ConfigError`` if invalid."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw_flag = getattr(args, f.name, None) if args is not None else None
+            if raw_flag is not None:
+                values[f.name] = raw_flag
+                continue
+            raw = env.get(cls.env_name(f.name))
+            if raw is not None and raw.strip() != "":
+                values[f.name] = _convert(f, raw.strip(), cls.env_name(f.name))
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        for f in dataclasses.fields(self):
+            choices = f.metadata.get("choices")
+            if choices and getattr(self, f.name) not in choices:
+                raise ConfigError(
+                    f"{self.env_name(f.name)}={getattr(self, f.name)!r}: "
+                    f"choose one of {', '.join(choices)}"
+                )
+        positive = ("engine_workers", "batch_size", "engine_queue", "asr_beam_size")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{self.env_name(name)} must be at least 1")
+        if self.asr_threads < 0:
+            raise ConfigError("AMD_ASR_THREADS must be 0 (automatic) or more")
+        if self.batch_wait_ms < 0 or self.batch_wait_ms > 1000:
+            raise ConfigError("AMD_BATCH_WAIT_MS must be between 0 and 1000")
+        if self.analysis_timeout_s <= 0:
+            raise ConfigError("AMD_ANALYSIS_TIMEOUT_S must be positive")
+        if not 0.0 < self.vad_threshold < 1.0:
+            raise ConfigError("AMD_VAD_THRESHOLD must be between 0 and 1")
+        if not 0.0 <= self.asr_tail_silence_s <= 5.0:
+            raise ConfigError("AMD_ASR_TAIL_SILENCE_S must be between 0 and 5")
+        if not 1.0 <= self.asr_tokens_per_s <= 50.0:
+            raise ConfigError("AMD_ASR_TOKENS_PER_S must be between 1 and 50")
+        _ = self.policy  # DecisionPolicy checks its own ranges
+
+
+def _kind(f: dataclasses.Field[Any]) -> type:
+    return {"str": str, "int": int, "float": float, "bool": bool}[str(f.type)]
+
+
+def _convert(f: dataclasses.Field[Any], raw: str, env_name: str) -> Any:
+    kind = _kind(f)
+    try:
+        if kind is bool:
+            lowered = raw.lower()
+            if lowered not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                raise ValueError(raw)
+            return lowered in ("1", "true", "yes", "on")
+        return kind(raw)
+    except ValueError:
+        raise ConfigError(f"{env_name}={raw!r} is not a valid {kind.__name__}") from None

@@ -1,0 +1,1 @@
+"""Committed default models, installed as ``bridge.models`` (see pyproject.toml)."""

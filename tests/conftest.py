@@ -1,0 +1,64 @@
+"""Shared fixtures: real speech from piper through a telephone channel, real models."""
+
+from __future__ import annotations
+
+import random
+import wave
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bridge.audio.chunk import Encoding
+from bridge.audio.codecs import decode_to_int16, encode_from_int16, float_to_int16
+
+SpeechFactory = Callable[..., Path]
+
+
+@pytest.fixture(scope="session")
+def piper_speaker():  # type: ignore[no-untyped-def]
+    from training.synth import PiperSpeaker
+
+    return PiperSpeaker()
+
+
+@pytest.fixture(scope="session")
+def speech_wav(piper_speaker, tmp_path_factory) -> SpeechFactory:  # type: ignore[no-untyped-def]
+    """``speech_wav(text, lead_s=0.3, total_s=None)``: an 8 kHz WAV of piper speech after a
+    mu-law round trip, i.e. what Asterisk hands over from a G.711 call."""
+    import soxr
+
+    folder = tmp_path_factory.mktemp("speech")
+    cache: dict[tuple[str, float, float | None], Path] = {}
+
+    def make(text: str, lead_s: float = 0.3, total_s: float | None = None) -> Path:
+        key = (text, lead_s, total_s)
+        if key in cache:
+            return cache[key]
+        audio = piper_speaker.speak(text, random.Random(0))
+        audio = soxr.resample(audio, piper_speaker.rate, 8000).astype(np.float32)
+        audio = audio / max(float(np.max(np.abs(audio))), 1e-6) * 0.5
+        pieces = [np.zeros(int(8000 * lead_s), np.float32), audio]
+        if total_s is not None and sum(len(p) for p in pieces) < total_s * 8000:
+            pieces.append(np.zeros(int(total_s * 8000) - sum(len(p) for p in pieces), np.float32))
+        pcm = float_to_int16(np.concatenate(pieces))
+        pcm = decode_to_int16(Encoding.ULAW, encode_from_int16(Encoding.ULAW, pcm))
+        path = folder / f"speech{len(cache)}.wav"
+        with wave.open(str(path), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(8000)
+            w.writeframes(pcm.tobytes())
+        cache[key] = path
+        return path
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def detector():  # type: ignore[no-untyped-def]
+    from bridge.engine import build_detector
+    from bridge.settings import Settings
+
+    return build_detector(Settings.load(environ={}))

@@ -1,0 +1,175 @@
+"""Text features, the classifier's maths, and the safety of its file format."""
+
+import pickle
+import zipfile
+
+import numpy as np
+import pytest
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from bridge.engine.classifier import FORMAT, AmdClassifier
+from bridge.engine.textfeatures import (
+    AnalyzerConfig,
+    TfidfFeaturizer,
+    analyze,
+    fit_vocabulary,
+    normalize_text,
+)
+from bridge.errors import ModelError
+from bridge.session.decision import TimingFeatures
+from training.classifier import Example, evaluate, fit
+
+TEXTS = [
+    "Hi, you've reached Mike. Please leave a message after the tone.",
+    "Hello? Who is this?",
+    "The number you have dialed is not in service.",
+    "Hello, he's not available right now, can I take a message?",
+    "Thank you for calling Acme Bank. For English, press one.",
+    "Yeah, hello.",
+    "Hello?",
+    "Please leave your message after the beep.",
+]
+LABELS = [0, 1, 0, 1, 0, 1, 1, 0]
+TIMINGS = [
+    TimingFeatures(0.3, 1.7, 0.0, 1, 2.0),
+    TimingFeatures(0.6, 0.8, 0.6, 1, 2.0),
+    TimingFeatures(0.2, 1.8, 0.0, 1, 2.0),
+    TimingFeatures(0.4, 1.6, 0.0, 1, 2.0),
+    TimingFeatures(0.1, 1.9, 0.0, 2, 2.0),
+    TimingFeatures(0.7, 0.6, 0.7, 1, 2.0),
+    TimingFeatures(0.5, 0.4, 1.1, 1, 2.0),
+    TimingFeatures(0.2, 1.6, 0.2, 1, 2.0),
+]
+
+
+def test_normalize_text():
+    assert normalize_text("  Hello?  WHO'S   there… Café!") == "hello who's there cafe"
+    assert normalize_text("You\u2019ve reached") == "you've reached"
+    assert normalize_text("???") == ""
+
+
+def test_char_ngrams_stay_inside_words():
+    _, chars = analyze("ab cd", AnalyzerConfig(word_ngrams=(1, 1), char_ngrams=(2, 3)))
+    assert "c: a" in chars and "c:b c" not in chars and "c:ab " in chars
+
+
+def test_tfidf_matches_scikit_learn_on_the_same_terms():
+    """Our runtime TF-IDF equals scikit-learn's (smooth idf, sublinear tf, l2) per block."""
+    cfg = AnalyzerConfig()
+    vocab, idf = fit_vocabulary(TEXTS, cfg)
+    ours = TfidfFeaturizer(vocab, idf, cfg)
+    for block in (0, 1):
+        ref = TfidfVectorizer(
+            analyzer=lambda t, b=block: list(analyze(t, cfg)[b].elements()), sublinear_tf=True
+        )
+        matrix = ref.fit_transform(TEXTS).toarray()
+        names = ref.get_feature_names_out()
+        for row, text in zip(matrix, TEXTS, strict=True):
+            mine = ours.transform(text)
+            for name, value in zip(names, row, strict=True):
+                assert mine.get(ours.index[name], 0.0) == pytest.approx(value, abs=1e-9)
+
+
+def _examples(with_timing: bool) -> list[Example]:
+    return [
+        Example(t, tf if with_timing else None, y, f"g{i}")
+        for i, (t, y, tf) in enumerate(zip(TEXTS, LABELS, TIMINGS, strict=True))
+    ]
+
+
+@pytest.mark.parametrize("with_timing", [False, True])
+def test_fitted_model_separates_training_data_and_survives_a_round_trip(tmp_path, with_timing):
+    clf = fit(_examples(with_timing), min_df=1)
+    metrics = evaluate(clf, _examples(with_timing))
+    assert metrics["accuracy"] == 1.0
+    path = tmp_path / "m.npz"
+    clf.save(path)
+    loaded = AmdClassifier.load(path)
+    assert loaded.model.uses_timing is with_timing
+    for text, timing in zip(TEXTS, TIMINGS, strict=True):
+        t = timing if with_timing else None
+        assert loaded.proba_human(text, t) == pytest.approx(clf.proba_human(text, t), abs=1e-12)
+
+
+def test_timing_model_refuses_to_guess_without_timing():
+    clf = fit(_examples(True), min_df=1)
+    with pytest.raises(ValueError, match="timing"):
+        clf.proba_human("hello", None)
+
+
+class _Exploit:
+    """Unpickling this would create a file: proof that a loader ran pickle."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def _saved(tmp_path) -> dict:
+    path = tmp_path / "good.npz"
+    fit(_examples(True), min_df=1).save(path)
+    with np.load(path) as data:
+        return {k: data[k] for k in data.files}
+
+
+def test_a_pickle_inside_the_model_file_is_refused_and_never_run(tmp_path):
+    arrays = _saved(tmp_path)
+    marker = tmp_path / "pwned"
+    evil = np.empty(1, dtype=object)
+    evil[0] = _Exploit(str(marker))
+    arrays["text_coef"] = evil
+    path = tmp_path / "evil.npz"
+    np.savez(path, **arrays)
+    with zipfile.ZipFile(path) as z:  # the payload really is a pickle in the file
+        assert b"pwned" in z.read("text_coef.npy")
+    with pytest.raises(ModelError, match="corrupt or unsafe"):
+        AmdClassifier.load(path)
+    assert not marker.exists()
+
+
+def test_a_plain_pickle_file_is_refused(tmp_path):
+    path = tmp_path / "model.npz"
+    path.write_bytes(pickle.dumps({"coef": [1, 2, 3]}))
+    with pytest.raises(ModelError):
+        AmdClassifier.load(path)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda a: a.pop("idf"), "lacks 'idf'"),
+        (lambda a: a.update(format=np.array("other/9")), "format"),
+        (lambda a: a.update(idf=a["idf"][:-1]), "differ in length"),
+        (lambda a: a.update(timing_scale=np.zeros_like(a["timing_scale"])), "invalid weights"),
+        (lambda a: a.update(intercept=np.array(np.nan)), "invalid weights"),
+        (lambda a: a.update(timing_names=np.array(["a", "b", "c", "d", "e"])), "expects timing"),
+        (lambda a: a.update(meta=np.array("{not json")), "metadata"),
+    ],
+)
+def test_inconsistent_model_files_are_refused_with_a_reason(tmp_path, change, message):
+    arrays = _saved(tmp_path)
+    change(arrays)
+    path = tmp_path / "bad.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(ModelError, match=message):
+        AmdClassifier.load(path)
+
+
+def test_truncated_and_missing_files(tmp_path):
+    path = tmp_path / "good.npz"
+    fit(_examples(False), min_df=1).save(path)
+    truncated = tmp_path / "cut.npz"
+    truncated.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(ModelError, match="corrupt"):
+        AmdClassifier.load(truncated)
+    with pytest.raises(ModelError, match="does not exist"):
+        AmdClassifier.load(tmp_path / "nope.npz")
+
+
+def test_file_declares_its_format(tmp_path):
+    path = tmp_path / "m.npz"
+    fit(_examples(False), min_df=1).save(path)
+    with np.load(path, allow_pickle=False) as data:
+        assert str(data["format"]) == FORMAT

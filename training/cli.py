@@ -1,0 +1,110 @@
+"""``amd-train``: build amd-bridge's models from your recordings or the project's templates."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+log = logging.getLogger("training")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="amd-train", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    synth = commands.add_parser("synth", help="render opener templates as telephone recordings")
+    synth.add_argument(
+        "--out", type=Path, required=True, help="output folder (audio/ + manifest.csv)"
+    )
+    synth.add_argument("--templates", type=Path, help="template CSV (default: the project's)")
+    synth.add_argument("--variants", type=int, default=2, help="renderings per template")
+    synth.add_argument("--limit", type=int, help="use only the first N templates of each label")
+    synth.add_argument("--seed", type=int, default=1)
+
+    clf = commands.add_parser("classifier", help="train the human/machine classifier")
+    clf.add_argument("--manifest", type=Path, required=True, help="CSV: text,label or path,label")
+    clf.add_argument("--out", type=Path, required=True, help="model file to write (.npz)")
+    clf.add_argument("--card", type=Path, help="markdown model card to write")
+    clf.add_argument("--force", action="store_true", help="overwrite an existing model")
+    clf.add_argument("--windows", default="2,3,4,5", help="seconds of audio to cut recordings at")
+    clf.add_argument("--test-size", type=float, default=0.25)
+    clf.add_argument("--seed", type=int, default=1)
+    clf.add_argument("--C", dest="c", type=float, default=4.0, help="inverse regularisation")
+    clf.add_argument("--whisper-model", default="embedded", help="ASR model for recordings")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if args.command == "synth":
+        return _synth(args)
+    return _classifier(args)
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from training.synth import synthesize
+    from training.texts import load_templates
+
+    templates = load_templates(args.templates)
+    if args.limit:
+        templates = [
+            t
+            for label in ("human", "machine")
+            for t in [x for x in templates if x.label == label][: args.limit]
+        ]
+    renderings = synthesize(templates, args.out, args.variants, args.seed)
+    log.info("wrote %d recordings and %s", len(renderings), args.out / "manifest.csv")
+    return 0
+
+
+def _classifier(args: argparse.Namespace) -> int:
+    from bridge.engine.asr import AsrOptions
+    from bridge.engine.classifier import AmdClassifier
+    from bridge.engine.detector import Transcriber
+    from bridge.engine.models import resolve_whisper_model
+    from training.classifier import examples_from_manifest, train_and_report, write_card
+    from training.manifests import ManifestError, read_classification_manifest
+
+    if args.out.exists() and not args.force:
+        print(f"amd-train: {args.out} exists; use --force to overwrite", file=sys.stderr)
+        return 2
+    try:
+        report = read_classification_manifest(args.manifest)
+    except ManifestError as exc:
+        print(f"amd-train: {exc}", file=sys.stderr)
+        return 2
+    windows = [float(w) for w in args.windows.split(",") if w.strip()]
+
+    def transcriber() -> Transcriber:
+        return Transcriber(resolve_whisper_model(args.whisper_model), AsrOptions())
+
+    examples = examples_from_manifest(report, transcriber, windows)
+    if report.bad:
+        bad_path = args.out.with_suffix(".bad-rows.csv")
+        report.write_bad_rows(bad_path)
+        log.warning("%d bad rows skipped, written to %s", len(report.bad), bad_path)
+    source = f"{args.manifest.name}, {len(report.rows)} rows" + (
+        f", cut at {args.windows} s" if any(e.window_s for e in examples) else ""
+    )
+    clf, record = train_and_report(examples, args.test_size, args.seed, args.c, source)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    clf.save(args.out)
+    AmdClassifier.load(args.out)  # what we wrote must load
+    if args.card:
+        write_card(args.card, record, args.out.name)
+    h = record["held_out"]
+    print(
+        f"held-out accuracy {h['accuracy']:.3f} on {record['test_examples']} examples; "
+        f"F1 human {h['human']['f1']:.3f}, machine {h['machine']['f1']:.3f}; wrote {args.out}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
