@@ -8,7 +8,8 @@
     ├── AudioError           audio that cannot be used
     │   ├── UnsupportedAudioFormat   an encoding/rate pair we do not accept
     │   └── AudioFileError           a file that cannot be read or decoded
-    └── EngineError          inference failed or was refused for one request
+    ├── EngineError          inference failed or was refused for one request
+    └── ProtocolError        a peer sent something the wire protocol does not allow
 
 Callers catch the narrowest class they can act on; a handler for ``AmdError``
 sees everything the project raises deliberately, and anything else is a bug.
@@ -41,3 +42,7 @@ class AudioFileError(AudioError):
 
 class EngineError(AmdError):
     """Inference failed for a request (the service keeps running)."""
+
+
+class ProtocolError(AmdError):
+    """A peer broke the wire protocol; the connection gets an error, the service goes on."""

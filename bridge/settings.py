@@ -53,8 +53,11 @@ class Settings:
     window_s: float = _opt(2.0, "callee audio before the first analysis (seconds)")
     step_s: float = _opt(1.0, "further audio before asking again when unsure")
     max_window_s: float = _opt(5.0, "audio after which an unsure answer is NOTSURE")
-    threshold: float = _opt(0.7, "confidence needed for HUMAN or MACHINE (0.5-1)")
+    threshold: float = _opt(0.8, "confidence needed for HUMAN or MACHINE (0.5-1)")
     no_audio_timeout_s: float = _opt(5.0, "seconds without audio before NOTSURE/NOAUDIO")
+    # Service
+    http_host: str = _opt("127.0.0.1", "address of the HTTP/WebSocket listener (0.0.0.0: all)")
+    http_port: int = _opt(8080, "port of the HTTP/WebSocket listener (/ws/amd, /healthz)")
     # Logging
     log_level: str = _opt("INFO", "log level", ("DEBUG", "INFO", "WARNING", "ERROR"))
     log_format: str = _opt("text", "log line format", ("text", "json"))
@@ -157,6 +160,8 @@ class Settings:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{self.env_name(name)} must be at least 1")
+        if not 0 <= self.http_port <= 65535:
+            raise ConfigError("AMD_HTTP_PORT must be a TCP port number (0-65535)")
         if self.asr_threads < 0:
             raise ConfigError("AMD_ASR_THREADS must be 0 (automatic) or more")
         if self.batch_wait_ms < 0 or self.batch_wait_ms > 1000:

@@ -27,7 +27,7 @@ def test_environment_applies_and_flags_win():
 
 
 def test_empty_environment_values_mean_unset():
-    assert parse([], {"AMD_THRESHOLD": " "}).threshold == 0.7
+    assert parse([], {"AMD_THRESHOLD": " "}).threshold == 0.8
 
 
 @pytest.mark.parametrize(

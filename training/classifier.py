@@ -42,6 +42,7 @@ class Example:
     label: int  # 1 human, 0 machine
     group: str
     window_s: float | None = None
+    recording: str | None = None  # the file a windowed example was cut from
 
 
 def examples_from_manifest(
@@ -65,7 +66,14 @@ def examples_from_manifest(
         heard = transcriber.hear_batch([clip for _, _, clip in pending])
         for (row, window, _), h in zip(pending, heard, strict=True):
             examples.append(
-                Example(h.asr.text, h.timing, int(row.label == "human"), row.group, window)
+                Example(
+                    h.asr.text,
+                    h.timing,
+                    int(row.label == "human"),
+                    row.group,
+                    window,
+                    str(row.path),
+                )
             )
         pending.clear()
 
@@ -91,7 +99,7 @@ def examples_from_manifest(
 
 def fit(
     examples: Sequence[Example],
-    c: float = 4.0,
+    c: float = 1.0,
     min_df: int = 2,
     analyzer: AnalyzerConfig | None = None,
 ) -> AmdClassifier:
@@ -181,6 +189,7 @@ def evaluate(clf: AmdClassifier, examples: Sequence[Example]) -> dict[str, Any]:
     out["threshold_sweep"] = sweep
     windows = sorted({e.window_s for e in examples if e.window_s is not None})
     if windows:
+        out["session"] = {str(t): session_metrics(examples, probs, t) for t in (0.6, 0.7, 0.8, 0.9)}
         out["by_window_s"] = {
             str(w): float(
                 np.mean(
@@ -190,6 +199,36 @@ def evaluate(clf: AmdClassifier, examples: Sequence[Example]) -> dict[str, Any]:
             for w in windows
         }
     return out
+
+
+def session_metrics(
+    examples: Sequence[Example], probs: np.ndarray, threshold: float
+) -> dict[str, float]:
+    """Replay the call session's rule on windowed recordings: at each window in turn,
+    decide when the confidence reaches ``threshold``; after the last, NOTSURE."""
+    calls: dict[str, list[tuple[float, float, int]]] = {}
+    for e, p in zip(examples, probs, strict=True):
+        if e.recording is not None and e.window_s is not None:
+            calls.setdefault(e.recording, []).append((e.window_s, float(p), e.label))
+    correct = wrong = notsure = 0
+    decision_s: list[float] = []
+    for windows in calls.values():
+        for window, p, label in sorted(windows):
+            if max(p, 1 - p) >= threshold:
+                correct += int((p >= 0.5) == (label == 1))
+                wrong += int((p >= 0.5) != (label == 1))
+                decision_s.append(window)
+                break
+        else:
+            notsure += 1
+    n = max(len(calls), 1)
+    return {
+        "calls": len(calls),
+        "accuracy_when_decided": correct / max(correct + wrong, 1),
+        "notsure_rate": notsure / n,
+        "error_rate": wrong / n,
+        "mean_decision_s": float(np.mean(decision_s)) if decision_s else 0.0,
+    }
 
 
 def split_by_group(
@@ -263,6 +302,20 @@ def write_card(path: Path, record: dict[str, Any], model_file: str) -> None:
     for s in h["threshold_sweep"]:
         acc = "-" if s["accuracy_when_decided"] is None else f"{s['accuracy_when_decided']:.3f}"
         lines.append(f"| {s['threshold']} | {s['decided']:.3f} | {acc} |")
+    if "session" in h:
+        lines += [
+            "",
+            "Per call, replaying the session's rule (ask at each window until the confidence",
+            "reaches the threshold, NOTSURE after the last):",
+            "",
+            "| threshold | accuracy when decided | NOTSURE | wrong | mean decision time (s) |",
+            "|---|---|---|---|---|",
+        ]
+        for t, m in h["session"].items():
+            lines.append(
+                f"| {t} | {m['accuracy_when_decided']:.3f} | {m['notsure_rate']:.3f} "
+                f"| {m['error_rate']:.3f} | {m['mean_decision_s']:.2f} |"
+            )
     if "by_window_s" in h:
         lines += ["", "Accuracy by analysed audio length:", ""]
         lines += [f"- {w} s: {a:.3f}" for w, a in h["by_window_s"].items()]

@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     clf.add_argument("--windows", default="2,3,4,5", help="seconds of audio to cut recordings at")
     clf.add_argument("--test-size", type=float, default=0.25)
     clf.add_argument("--seed", type=int, default=1)
-    clf.add_argument("--C", dest="c", type=float, default=4.0, help="inverse regularisation")
+    clf.add_argument("--C", dest="c", type=float, default=1.0, help="inverse regularisation")
     clf.add_argument("--whisper-model", default="embedded", help="ASR model for recordings")
     return parser
 

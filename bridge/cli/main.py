@@ -32,6 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     detect.add_argument("files", nargs="+", type=Path, metavar="FILE")
     Settings.add_arguments(detect)
+    serve = commands.add_parser(
+        "serve",
+        help="run the service: the /ws/amd WebSocket API and /healthz",
+        description="Load the models, then serve until SIGINT or SIGTERM.",
+    )
+    Settings.add_arguments(serve)
     return parser
 
 
@@ -45,7 +51,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.log_format)
     if args.command == "detect":
         return _detect(args.files, settings)
+    if args.command == "serve":
+        return _serve(settings)
     raise AssertionError(args.command)  # argparse rejects unknown commands
+
+
+def _serve(settings: Settings) -> int:
+    from bridge.engine import build_detector
+    from bridge.server import serve_forever
+
+    try:
+        detector = build_detector(settings)  # models fail here, before any port opens
+    except AmdError as exc:
+        print(f"amd-bridge: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        asyncio.run(serve_forever(settings, detector))
+    except OSError as exc:  # the port is taken, or the address is not ours
+        print(
+            f"amd-bridge: cannot listen on {settings.http_host}:{settings.http_port}: {exc}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    return EXIT_OK
 
 
 def _detect(files: list[Path], settings: Settings) -> int:

@@ -34,7 +34,7 @@ class DecisionPolicy:
     window_s: float = 2.0  # first analysis after this much callee audio
     step_s: float = 1.0  # then again after each further step ...
     max_window_s: float = 5.0  # ... up to this, where NOTSURE is the answer
-    threshold: float = 0.7  # confidence needed for HUMAN or MACHINE
+    threshold: float = 0.8  # confidence needed for HUMAN or MACHINE
     no_audio_timeout_s: float = 5.0  # wall seconds without any audio before NOTSURE
 
     def __post_init__(self) -> None:
@@ -75,6 +75,7 @@ class CallSession:
 
     def __init__(self, call_id: str, fmt: AudioFormat, policy: DecisionPolicy, now: float) -> None:
         self.call_id = call_id
+        self.format = fmt
         self.policy = policy
         self.state = SessionState.LISTENING
         self.decision: Decision | None = None

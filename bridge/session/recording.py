@@ -8,6 +8,7 @@ would get from an engine that answers before the next checkpoint.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 
@@ -16,6 +17,7 @@ from bridge.audio.codecs import Float32Array
 from bridge.session.call import AnalysisRequest, CallSession, DecisionPolicy
 from bridge.session.decision import AnalysisResult, Decision
 
+log = logging.getLogger(__name__)
 Analyze = Callable[[Float32Array], Awaitable[AnalysisResult]]
 FRAME_S = 0.020
 
@@ -35,26 +37,34 @@ async def decide_recording(
     step: AnalysisRequest | Decision | None = None
     for offset in range(0, len(data), frame):
         step = session.feed(AudioChunk(fmt, data[offset : offset + frame]), clock())
-        while isinstance(step, AnalysisRequest):
-            step = await _analyze(session, step, analyze, analysis_timeout_s, clock)
+        step = await settle(session, step, analyze, analysis_timeout_s, clock)
         if isinstance(step, Decision):
             return step
     step = session.end_of_stream(clock())
-    while isinstance(step, AnalysisRequest):
-        step = await _analyze(session, step, analyze, analysis_timeout_s, clock)
+    await settle(session, step, analyze, analysis_timeout_s, clock)
     assert session.decision is not None, "a session always decides at end of stream"
     return session.decision
 
 
-async def _analyze(
+async def settle(
     session: CallSession,
-    request: AnalysisRequest,
+    step: AnalysisRequest | Decision | None,
     analyze: Analyze,
     timeout_s: float,
     clock: Callable[[], float],
-) -> AnalysisRequest | Decision | None:
-    try:
-        result = await asyncio.wait_for(analyze(request.clip), timeout_s)
-    except (asyncio.TimeoutError, Exception) as exc:
-        return session.on_error(exc, clock())
-    return session.on_result(result, clock())
+) -> Decision | None:
+    """Run the session's analysis requests until it decides or waits for more audio.
+
+    A failed or late analysis is the session's NOTSURE/ERROR, never an exception.
+    """
+    while isinstance(step, AnalysisRequest):
+        try:
+            result = await asyncio.wait_for(analyze(step.clip), timeout_s)
+        except asyncio.TimeoutError as exc:
+            step = session.on_error(exc, clock())
+        except Exception as exc:
+            log.exception("call %s: analysis raised", session.call_id)
+            step = session.on_error(exc, clock())
+        else:
+            step = session.on_result(result, clock())
+    return step

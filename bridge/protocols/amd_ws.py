@@ -1,0 +1,100 @@
+"""The generic ``/ws/amd`` WebSocket API, compatible with the seed project.
+
+Client to server: binary frames of audio (PCM16 little-endian mono 16 kHz unless
+the query string says otherwise: ``?rate=8000&encoding=ulaw``), and text frames
+of JSON; ``{"type": "flush"}`` asks for the final answer now.
+
+Server to client: ``{"type": "early", ...}`` when the call session decides,
+``{"type": "final", ...}`` after a flush (then the server closes), and
+``{"type": "error", "error": "..."}`` for a message it cannot use (the
+connection stays open).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from bridge.audio.chunk import AudioFormat
+from bridge.errors import AmdError, ProtocolError
+from bridge.session.decision import Decision
+
+PATH = "/ws/amd"
+# A text frame is a small JSON command; anything longer is not ours.
+MAX_TEXT_BYTES = 4096
+_CALL_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
+
+
+@dataclass(frozen=True)
+class StreamParams:
+    format: AudioFormat
+    call_id: str | None
+
+
+def parse_request_path(path: str) -> StreamParams:
+    """Read ``rate``, ``encoding`` and ``call_id`` from the request's query string."""
+    query = parse_qs(urlsplit(path).query, keep_blank_values=True)
+
+    def one(name: str, default: str) -> str:
+        values = query.get(name)
+        return values[-1] if values else default
+
+    raw_rate = one("rate", "16000")
+    if not raw_rate.isdigit():
+        raise ProtocolError(f"rate={raw_rate!r} is not a whole number of Hz")
+    try:
+        fmt = AudioFormat.parse(one("encoding", "slin"), int(raw_rate))
+    except AmdError as exc:
+        raise ProtocolError(str(exc)) from exc
+    call_id = one("call_id", "") or None
+    if call_id is not None and not _CALL_ID.match(call_id):
+        raise ProtocolError("call_id must be 1-128 letters, digits or ._:@-")
+    return StreamParams(fmt, call_id)
+
+
+@dataclass(frozen=True)
+class Flush:
+    """The client has no more audio and wants the final answer."""
+
+
+def parse_text_message(text: str) -> Flush:
+    """Parse one client text frame; raise ``ProtocolError`` for anything else."""
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_TEXT_BYTES:
+        raise ProtocolError(f"text message longer than {MAX_TEXT_BYTES} bytes")
+    try:
+        message = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise ProtocolError(f"malformed JSON: {exc}") from None
+    if not isinstance(message, dict):
+        raise ProtocolError("a message must be a JSON object")
+    kind = message.get("type")
+    if kind == "flush":
+        return Flush()
+    raise ProtocolError(f"unknown message type {kind!r} (expected 'flush')")
+
+
+def decision_message(kind: str, decision: Decision) -> str:
+    """The seed's ``early``/``final`` message, with the AMD fields added."""
+    body: dict[str, Any] = {
+        "type": kind,
+        "label": decision.label,
+        "status": decision.status.value,
+        "cause": decision.amd_cause,
+        "confidence": _round(decision.confidence),
+        "proba_human": _round(decision.proba_human),
+        "transcript": decision.transcript,
+        "decision_audio_s": round(decision.decision_audio_s, 3),
+        "elapsed_ms": None if decision.elapsed_ms is None else round(decision.elapsed_ms, 1),
+    }
+    return json.dumps(body)
+
+
+def error_message(error: str) -> str:
+    return json.dumps({"type": "error", "error": error})
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)

@@ -1,0 +1,1 @@
+"""Thin asyncio layers: bytes in, through a pure protocol, into call sessions."""

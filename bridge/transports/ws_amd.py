@@ -1,0 +1,111 @@
+"""The ``/ws/amd`` endpoint on asyncio: WebSocket frames into one call session each."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from bridge.audio import AudioChunk
+from bridge.engine.batcher import BatchingEngine
+from bridge.errors import ProtocolError
+from bridge.protocols.amd_ws import (
+    decision_message,
+    error_message,
+    parse_request_path,
+    parse_text_message,
+)
+from bridge.session import AnalysisRequest, CallSession, Decision, DecisionPolicy
+from bridge.session.recording import settle
+
+log = logging.getLogger(__name__)
+
+
+class AmdWebSocketHandler:
+    """One instance per server; ``handle`` runs once per connection."""
+
+    def __init__(
+        self, engine: BatchingEngine, policy: DecisionPolicy, analysis_timeout_s: float
+    ) -> None:
+        self.engine = engine
+        self.policy = policy
+        self.analysis_timeout_s = analysis_timeout_s
+        self.active = 0
+
+    async def handle(self, ws: ServerConnection) -> None:
+        try:
+            params = parse_request_path(ws.request.path if ws.request else "")
+        except ProtocolError as exc:
+            await ws.send(error_message(str(exc)))
+            await ws.close(1008, "bad stream parameters")
+            return
+        loop = asyncio.get_running_loop()
+        call_id = params.call_id or uuid.uuid4().hex
+        session = CallSession(call_id, params.format, self.policy, loop.time())
+        self.active += 1
+        try:
+            await self._converse(ws, session)
+        except ConnectionClosed:
+            session.hangup(loop.time())  # HANGUP unless already decided
+        finally:
+            self.active -= 1
+            _log_call(session)
+
+    async def _converse(self, ws: ServerConnection, session: CallSession) -> None:
+        loop = asyncio.get_running_loop()
+        early_sent = False
+        while True:
+            flushed = False
+            step: AnalysisRequest | Decision | None
+            try:
+                message = await asyncio.wait_for(ws.recv(), self.policy.no_audio_timeout_s)
+            except asyncio.TimeoutError:
+                if session.decision is not None:
+                    flushed = True  # decided and the client went quiet: finish
+                step = session.check_timeouts(loop.time())
+            else:
+                if isinstance(message, bytes):
+                    step = session.feed(AudioChunk(session.format, message), loop.time())
+                else:
+                    try:
+                        parse_text_message(message)
+                    except ProtocolError as exc:
+                        await ws.send(error_message(str(exc)))
+                        continue
+                    flushed = True
+                    step = session.end_of_stream(loop.time())
+            await settle(session, step, self.engine.analyze, self.analysis_timeout_s, loop.time)
+            decision = session.decision
+            if decision is not None and not early_sent:
+                await ws.send(decision_message("early", decision))
+                early_sent = True
+            if flushed and decision is not None:
+                await ws.send(decision_message("final", decision))
+                await ws.close()
+                return
+
+
+def _log_call(session: CallSession) -> None:
+    d: Decision | None = session.decision
+    if d is None:
+        return
+    log.info(
+        "call %s: %s %s after %.2f s of audio",
+        session.call_id,
+        d.status.value,
+        d.amd_cause,
+        d.decision_audio_s,
+        extra={
+            "call_id": session.call_id,
+            "status": d.status.value,
+            "cause": d.amd_cause,
+            "proba_human": d.proba_human,
+            "decision_audio_s": d.decision_audio_s,
+            "elapsed_ms": d.elapsed_ms,
+            "compute_ms": d.compute_ms,
+            "dropped_s": session.dropped_s,
+        },
+    )

@@ -1,0 +1,85 @@
+"""``amd-bridge detect`` as a user runs it: the installed console script, real models."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.test_engine_real import HUMAN_OPENER, MACHINE_GREETING
+
+# The console script pip installed beside this interpreter (the README's install step).
+AMD_BRIDGE = str(Path(sys.executable).with_name("amd-bridge"))
+
+
+def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([AMD_BRIDGE, *args], capture_output=True, text=True, timeout=300, env=env)
+
+
+def test_detect_writes_one_line_per_file_in_order_and_reports_failures(speech_wav, tmp_path):
+    human = speech_wav(HUMAN_OPENER, total_s=5.0)
+    machine = speech_wav(MACHINE_GREETING, total_s=6.0)
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    garbage = tmp_path / "garbage.wav"
+    garbage.write_bytes(b"RIFF....WAVEfmt nonsense")
+    proc = run("detect", str(human), str(empty), str(machine), str(garbage))
+    assert proc.returncode == 1, proc.stderr
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [line["file"] for line in lines] == [str(human), str(empty), str(machine), str(garbage)]
+    ok = lines[0]
+    assert ok["status"] == "HUMAN" and ok["label"] == "human"
+    assert lines[2]["status"] == "MACHINE" and lines[2]["label"] == "machine"
+    for line in (lines[0], lines[2]):
+        assert set(line) >= {
+            "file", "status", "label", "confidence", "proba_human", "transcript",
+            "decision_audio_s", "elapsed_ms", "cause",
+        }  # fmt: skip
+        assert 0.0 <= line["proba_human"] <= 1.0
+        assert line["cause"].startswith("CLASSIFIER-")
+    assert "error" in lines[1] and "error" in lines[3]
+    assert "2 of 4 files failed" in proc.stderr
+
+
+def test_all_good_files_exit_zero(speech_wav):
+    proc = run("detect", str(speech_wav(HUMAN_OPENER, total_s=5.0)), "--log-level", "ERROR")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["status"] == "HUMAN"
+
+
+def test_missing_classifier_fails_at_start_with_a_clear_message(speech_wav, tmp_path):
+    proc = run(
+        "detect", str(speech_wav(HUMAN_OPENER)), "--classifier", str(tmp_path / "missing.npz")
+    )
+    assert proc.returncode == 2
+    assert "classifier file" in proc.stderr and "does not exist" in proc.stderr
+    assert proc.stdout == ""
+
+
+def test_corrupt_whisper_model_fails_at_start(speech_wav, tmp_path):
+    broken = tmp_path / "whisper"
+    broken.mkdir()
+    for name in ("model.bin", "config.json", "tokenizer.json"):
+        (broken / name).write_text("garbage")
+    proc = run("detect", str(speech_wav(HUMAN_OPENER)), "--whisper-model", str(broken))
+    assert proc.returncode == 2
+    assert "could not load Whisper model" in proc.stderr
+
+
+def test_incomplete_whisper_directory_names_what_is_missing(speech_wav, tmp_path):
+    proc = run("detect", str(speech_wav(HUMAN_OPENER)), "--whisper-model", str(tmp_path))
+    assert proc.returncode == 2
+    assert "lacks model.bin, config.json, tokenizer.json" in proc.stderr
+
+
+def test_bad_setting_from_the_environment(speech_wav):
+    env = {"AMD_WINDOW_S": "soon", "PATH": "/usr/bin:/bin"}
+    proc = run("detect", str(speech_wav(HUMAN_OPENER)), env=env)
+    assert proc.returncode == 2
+    assert "AMD_WINDOW_S='soon'" in proc.stderr
+
+
+def test_module_entry_point_matches_the_script():
+    proc = subprocess.run(
+        [sys.executable, "-m", "bridge", "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0 and proc.stdout.startswith("amd-bridge ")
