@@ -83,3 +83,9 @@ def test_module_entry_point_matches_the_script():
         [sys.executable, "-m", "bridge", "--version"], capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == 0 and proc.stdout.startswith("amd-bridge ")
+
+
+def test_missing_whisper_directory_is_not_taken_for_a_model_name(speech_wav, tmp_path):
+    proc = run("detect", str(speech_wav(HUMAN_OPENER)), "--whisper-model", str(tmp_path / "gone"))
+    assert proc.returncode == 2
+    assert "does not exist" in proc.stderr

@@ -36,10 +36,7 @@ def words(text: str) -> set[str]:
 def test_transcribes_telephone_speech_without_padding(detector, speech_wav):
     clip = clip_16k(speech_wav(MACHINE_GREETING, total_s=3.0), 2.0)
     [result] = detector.analyze_batch([clip])
-    assert {"you've", "reached", "tom"} <= words(result.transcript) or {
-        "reached",
-        "baker",
-    } <= words(result.transcript)
+    assert {"you've", "reached"} <= words(result.transcript), result.transcript  # names vary
     assert not result.asr_looped
     assert result.timing.has_speech
     assert 0.2 < result.timing.initial_silence_s < 0.5  # 0.3 s of lead-in silence

@@ -54,3 +54,11 @@ def test_every_setting_has_a_flag_and_a_documented_variable():
     for name in Settings.__dataclass_fields__:
         assert "--" + name.replace("_", "-") in text
         assert "AMD_" + name.upper() in text
+
+
+def test_readme_documents_every_setting():
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    for name in Settings.__dataclass_fields__:
+        assert f"`AMD_{name.upper()}`" in readme, name

@@ -74,7 +74,7 @@ class ShortContextWhisper:
                 inter_threads=options.workers,
             )
             hf_tokenizer = tokenizers.Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-        except (RuntimeError, ValueError, OSError, Exception) as exc:
+        except Exception as exc:  # CTranslate2 raises RuntimeError/ValueError/OSError
             raise ModelError(f"could not load Whisper model from {model_dir}: {exc}") from exc
         self.compute_type = compute_type
         multilingual = bool(self.model.is_multilingual)
@@ -135,23 +135,26 @@ def compression_ratio(text: str) -> float:
     return len(raw) / len(gzip.compress(raw)) if raw else 0.0
 
 
-def guard_repetition(text: str, max_repeats: int = 2) -> tuple[str, bool]:
-    """Cut a trailing loop: a phrase of 1-4 words repeated more than ``max_repeats`` times.
+def guard_repetition(text: str) -> tuple[str, bool]:
+    """Cut a decoding loop off the end of a transcript; say whether one was cut.
 
-    Returns the text and whether it was cut. "Hello? Hello?" stays; "hello
-    hello hello hello" becomes "hello hello". A text that compresses past
-    faster-whisper's limit without such a loop is flagged but kept.
+    Two shapes of loop: one or two words said more than twice in a row
+    ("hello hello hello" keeps "hello hello": people do say "Hello? Hello?"),
+    and a tail of three or more words that copies earlier text, as when the
+    decoder restarts its sentence ("sorry I missed your call sorry I missed").
+    Text that still compresses past faster-whisper's limit is flagged but kept.
     """
     words = text.split()
-    for n in range(1, 5):
-        key = [w.strip(".,?!").lower() for w in words]
-        for start in range(len(key) - n * (max_repeats + 1) + 1):
+    key = [w.strip(".,?!;:").lower() for w in words]
+    for n in (1, 2):
+        for start in range(len(key) - 3 * n + 1):
             phrase = key[start : start + n]
-            reps = 1
-            pos = start + n
-            while key[pos : pos + n] == phrase:
-                reps += 1
-                pos += n
-            if reps > max_repeats:
-                return " ".join(words[: start + n * max_repeats]), True
+            if key[start + n : start + 2 * n] == phrase == key[start + 2 * n : start + 3 * n]:
+                return " ".join(words[: start + 2 * n]), True
+    for cut in range(3, len(key) - 2):
+        tail = key[cut:]
+        for origin in range(cut):
+            copy = key[origin : origin + len(tail)]
+            if copy == tail[: len(copy)] and len(copy) >= 3:
+                return " ".join(words[:cut]), True
     return text, compression_ratio(text) > COMPRESSION_RATIO_LIMIT

@@ -41,8 +41,8 @@ def resolve_whisper_model(spec: str) -> Path:
     """
     if spec == EMBEDDED:
         path = embedded_whisper_dir()
-    elif Path(spec).expanduser().exists() or "/" in spec and Path(spec).is_absolute():
-        path = Path(spec).expanduser()
+    elif (candidate := Path(spec).expanduser()).exists() or spec.startswith(("/", ".", "~")):
+        path = candidate  # a directory, checked below (a missing one is an error, not a name)
     else:
         path = _download_named(spec)
     check_whisper_dir(path)

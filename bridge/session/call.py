@@ -168,7 +168,7 @@ class CallSession:
         """The engine failed or timed out for this call: NOTSURE/ERROR."""
         if self.state is SessionState.DECIDED:
             return None
-        log.warning("call %s: analysis failed: %s", self.call_id, error)
+        log.warning("call %s: analysis failed: %r", self.call_id, error)
         return self._decide(Decision(Status.NOTSURE, Cause.ERROR, self.audio_s))
 
     # --- internals --------------------------------------------------------

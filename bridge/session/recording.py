@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from bridge.audio import AudioChunk, AudioFormat
 from bridge.audio.codecs import Float32Array
+from bridge.errors import EngineError
 from bridge.session.call import AnalysisRequest, CallSession, DecisionPolicy
 from bridge.session.decision import AnalysisResult, Decision
 
@@ -60,7 +61,7 @@ async def settle(
     while isinstance(step, AnalysisRequest):
         try:
             result = await asyncio.wait_for(analyze(step.clip), timeout_s)
-        except asyncio.TimeoutError as exc:
+        except (asyncio.TimeoutError, EngineError) as exc:
             step = session.on_error(exc, clock())
         except Exception as exc:
             log.exception("call %s: analysis raised", session.call_id)
