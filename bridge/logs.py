@@ -37,3 +37,5 @@ def configure_logging(level: str, fmt: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # websockets logs every handshake and close at INFO; our per-call line says more.
+    logging.getLogger("websockets").setLevel(max(logging.getLevelName(level), logging.WARNING))

@@ -21,26 +21,15 @@ log = logging.getLogger(__name__)
 
 
 def decision_record(file: str, decision: Decision) -> dict[str, Any]:
-    """The JSON fields of a decision, shared by ``detect`` and later bulk tools."""
+    """A JSON line of ``detect``: the decision's summary plus compute and timing."""
     timing = decision.timing
     return {
         "file": file,
-        "status": decision.status.value,
-        "label": decision.label,
-        "cause": decision.amd_cause,
-        "confidence": _round(decision.confidence),
-        "proba_human": _round(decision.proba_human),
-        "transcript": decision.transcript,
-        "decision_audio_s": round(decision.decision_audio_s, 3),
-        "elapsed_ms": _round(decision.elapsed_ms, 1),
-        "compute_ms": _round(decision.compute_ms, 1),
-        "initial_silence_s": _round(timing.initial_silence_s if timing else None),
-        "speech_s": _round(timing.speech_s if timing else None),
+        **decision.summary(),
+        "compute_ms": None if decision.compute_ms is None else round(decision.compute_ms, 1),
+        "initial_silence_s": None if timing is None else round(timing.initial_silence_s, 3),
+        "speech_s": None if timing is None else round(timing.speech_s, 3),
     }
-
-
-def _round(value: float | None, digits: int = 4) -> float | None:
-    return None if value is None else round(value, digits)
 
 
 async def detect_files(

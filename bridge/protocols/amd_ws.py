@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from bridge.audio.chunk import AudioFormat
@@ -78,23 +77,8 @@ def parse_text_message(text: str) -> Flush:
 
 def decision_message(kind: str, decision: Decision) -> str:
     """The seed's ``early``/``final`` message, with the AMD fields added."""
-    body: dict[str, Any] = {
-        "type": kind,
-        "label": decision.label,
-        "status": decision.status.value,
-        "cause": decision.amd_cause,
-        "confidence": _round(decision.confidence),
-        "proba_human": _round(decision.proba_human),
-        "transcript": decision.transcript,
-        "decision_audio_s": round(decision.decision_audio_s, 3),
-        "elapsed_ms": None if decision.elapsed_ms is None else round(decision.elapsed_ms, 1),
-    }
-    return json.dumps(body)
+    return json.dumps({"type": kind, **decision.summary()})
 
 
 def error_message(error: str) -> str:
     return json.dumps({"type": "error", "error": error})
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 4)

@@ -109,6 +109,19 @@ class Decision:
             return self.proba_human
         return max(self.proba_human, 1.0 - self.proba_human)
 
+    def summary(self) -> dict[str, object]:
+        """The fields every output carries (JSON lines, WebSocket messages, logs)."""
+        return {
+            "label": self.label,
+            "status": self.status.value,
+            "cause": self.amd_cause,
+            "confidence": _round(self.confidence, 4),
+            "proba_human": _round(self.proba_human, 4),
+            "transcript": self.transcript,
+            "decision_audio_s": round(self.decision_audio_s, 3),
+            "elapsed_ms": _round(self.elapsed_ms, 1),
+        }
+
     @property
     def amd_cause(self) -> str:
         """The ``AMDCAUSE`` string, e.g. ``CLASSIFIER-93-2000`` or ``SILENCE-5000``."""
@@ -116,3 +129,7 @@ class Decision:
         if self.cause in (Cause.CLASSIFIER, Cause.LOWCONFIDENCE) and self.confidence is not None:
             return f"{self.cause.value}-{round(self.confidence * 100)}-{audio_ms}"
         return f"{self.cause.value}-{audio_ms}"
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)

@@ -100,11 +100,7 @@ def _log_call(session: CallSession) -> None:
         d.decision_audio_s,
         extra={
             "call_id": session.call_id,
-            "status": d.status.value,
-            "cause": d.amd_cause,
-            "proba_human": d.proba_human,
-            "decision_audio_s": d.decision_audio_s,
-            "elapsed_ms": d.elapsed_ms,
+            **d.summary(),
             "compute_ms": d.compute_ms,
             "dropped_s": session.dropped_s,
         },
