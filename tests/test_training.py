@@ -89,3 +89,15 @@ def test_synthesised_recordings_train_a_timing_model_the_runtime_loads(tmp_path)
     assert detector.classifier.model.uses_timing
     [result] = detector.analyze_batch([np.zeros(32000, np.float32)])
     assert 0.0 <= result.proba_human <= 1.0
+
+
+def test_unusable_data_and_arguments_end_with_a_message(tmp_path, capsys):
+    manifest = tmp_path / "one-class.csv"
+    write_csv(manifest, ["text", "label"], [("hello", "human"), ("hi there", "human")] * 4)
+    out = tmp_path / "o.npz"
+    assert amd_train(["classifier", "--manifest", str(manifest), "--out", str(out)]) == 2
+    assert "both human and machine" in capsys.readouterr().err
+    args = ["classifier", "--manifest", str(manifest), "--out", str(out), "--windows", "2,x"]
+    assert amd_train(args) == 2
+    assert "--windows" in capsys.readouterr().err
+    assert not out.exists()

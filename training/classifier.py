@@ -272,11 +272,15 @@ def write_card(path: Path, record: dict[str, Any], model_file: str) -> None:
         f"# {model_file}",
         "",
         "Human/machine classifier for amd-bridge: TF-IDF over word 1-2-grams and character",
-        "2-5-grams of the Whisper transcript, plus VAD timing features"
-        if record["uses_timing"]
-        else "Text-only human/machine classifier (TF-IDF word 1-2-grams, char 2-5-grams)",
-        "(initial silence, speech length, trailing silence, segments, speech ratio),",
-        "logistic regression. Stored as plain arrays (`.npz`, loaded with `allow_pickle=False`).",
+        "2-5-grams of the transcript"
+        + (
+            ", plus VAD timing features (initial silence, speech length, trailing silence,"
+            "\nsegments, speech ratio)"
+            if record["uses_timing"]
+            else " only (no timing features)"
+        )
+        + ", logistic regression.",
+        "Stored as plain arrays (`.npz`, loaded with `allow_pickle=False`).",
         "",
         "## Data",
         "",

@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     clf.add_argument("--seed", type=int, default=1)
     clf.add_argument("--C", dest="c", type=float, default=1.0, help="inverse regularisation")
     clf.add_argument("--whisper-model", default="embedded", help="ASR model for recordings")
+    clf.add_argument("--source", help="how the data was made, for the model card")
     return parser
 
 
@@ -68,6 +69,7 @@ def _classifier(args: argparse.Namespace) -> int:
     from bridge.engine.classifier import AmdClassifier
     from bridge.engine.detector import Transcriber
     from bridge.engine.models import resolve_whisper_model
+    from bridge.errors import AmdError
     from training.classifier import examples_from_manifest, train_and_report, write_card
     from training.manifests import ManifestError, read_classification_manifest
 
@@ -79,20 +81,28 @@ def _classifier(args: argparse.Namespace) -> int:
     except ManifestError as exc:
         print(f"amd-train: {exc}", file=sys.stderr)
         return 2
-    windows = [float(w) for w in args.windows.split(",") if w.strip()]
+    try:
+        windows = [float(w) for w in args.windows.split(",") if w.strip()]
+    except ValueError:
+        print(f"amd-train: --windows {args.windows!r}: give seconds like 2,3,4,5", file=sys.stderr)
+        return 2
 
     def transcriber() -> Transcriber:
         return Transcriber(resolve_whisper_model(args.whisper_model), AsrOptions())
 
-    examples = examples_from_manifest(report, transcriber, windows)
+    try:
+        examples = examples_from_manifest(report, transcriber, windows)
+        source = args.source or f"{args.manifest.name}, {len(report.rows)} rows"
+        if any(e.window_s for e in examples):
+            source += f", cut at {args.windows} s"
+        clf, record = train_and_report(examples, args.test_size, args.seed, args.c, source)
+    except (AmdError, ValueError) as exc:  # models that do not load, unusable data
+        print(f"amd-train: {exc}", file=sys.stderr)
+        return 2
     if report.bad:
         bad_path = args.out.with_suffix(".bad-rows.csv")
         report.write_bad_rows(bad_path)
         log.warning("%d bad rows skipped, written to %s", len(report.bad), bad_path)
-    source = f"{args.manifest.name}, {len(report.rows)} rows" + (
-        f", cut at {args.windows} s" if any(e.window_s for e in examples) else ""
-    )
-    clf, record = train_and_report(examples, args.test_size, args.seed, args.c, source)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     clf.save(args.out)
     AmdClassifier.load(args.out)  # what we wrote must load
