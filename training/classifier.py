@@ -28,6 +28,7 @@ from bridge.engine.classifier import AmdClassifier, ClassifierModel
 from bridge.engine.detector import Transcriber
 from bridge.engine.textfeatures import AnalyzerConfig, TfidfFeaturizer, fit_vocabulary
 from bridge.errors import AudioFileError
+from bridge.session.call import DecisionPolicy
 from bridge.session.decision import TimingFeatures
 from training.manifests import LabelledRow, ManifestReport
 
@@ -204,17 +205,20 @@ def evaluate(clf: AmdClassifier, examples: Sequence[Example]) -> dict[str, Any]:
 def session_metrics(
     examples: Sequence[Example], probs: np.ndarray, threshold: float
 ) -> dict[str, float]:
-    """Replay the call session's rule on windowed recordings: at each window in turn,
-    decide when the confidence reaches ``threshold``; after the last, NOTSURE."""
-    calls: dict[str, list[tuple[float, float, int]]] = {}
+    """Replay the call session's rule (``DecisionPolicy.accepts``) on windowed recordings:
+    at each window in turn, decide if the answer is accepted; after the last, NOTSURE."""
+    policy = DecisionPolicy(threshold=threshold)
+    calls: dict[str, list[tuple[float, float, int, bool]]] = {}
     for e, p in zip(examples, probs, strict=True):
-        if e.recording is not None and e.window_s is not None:
-            calls.setdefault(e.recording, []).append((e.window_s, float(p), e.label))
+        if e.recording is not None and e.window_s is not None and e.timing is not None:
+            calls.setdefault(e.recording, []).append(
+                (e.window_s, float(p), e.label, e.timing.has_speech)
+            )
     correct = wrong = notsure = 0
     decision_s: list[float] = []
     for windows in calls.values():
-        for window, p, label in sorted(windows):
-            if max(p, 1 - p) >= threshold:
+        for window, p, label, has_speech in sorted(windows):
+            if policy.accepts(p, has_speech):
                 correct += int((p >= 0.5) == (label == 1))
                 wrong += int((p >= 0.5) != (label == 1))
                 decision_s.append(window)

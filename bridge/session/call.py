@@ -49,6 +49,10 @@ class DecisionPolicy:
         if self.no_audio_timeout_s <= 0:
             raise ConfigError("no-audio timeout must be positive")
 
+    def accepts(self, proba_human: float, has_speech: bool) -> bool:
+        """Whether an answer is good enough to decide HUMAN or MACHINE on."""
+        return has_speech and max(proba_human, 1.0 - proba_human) >= self.threshold
+
 
 class SessionState(enum.Enum):
     LISTENING = "listening"
@@ -151,8 +155,7 @@ class CallSession:
         elapsed_ms = (now - self._request_at) * 1000.0
         audio_s = self._requested_audio_s
         p = result.proba_human
-        confidence = max(p, 1.0 - p)
-        if result.timing.has_speech and confidence >= self.policy.threshold:
+        if self.policy.accepts(p, result.timing.has_speech):
             status = Status.HUMAN if p >= 0.5 else Status.MACHINE
             return self._decide(self._from_result(status, Cause.CLASSIFIER, result, elapsed_ms))
         if self._request_final:
