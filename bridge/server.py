@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import AsyncIterator
 from http import HTTPStatus
 from urllib.parse import urlsplit
 
@@ -35,7 +36,7 @@ def _http_routes(connection: ServerConnection, request: Request) -> Response | N
 
 
 @contextlib.asynccontextmanager
-async def running_service(settings: Settings, detector: Detector):  # type: ignore[no-untyped-def]
+async def running_service(settings: Settings, detector: Detector) -> AsyncIterator[Server]:
     """Start the listeners; yield the websockets ``Server``; on exit stop and drain."""
     engine = build_batching_engine(settings, detector)
     handler = AmdWebSocketHandler(engine, settings.policy, settings.analysis_timeout_s)

@@ -101,3 +101,13 @@ def test_unusable_data_and_arguments_end_with_a_message(tmp_path, capsys):
     assert amd_train(args) == 2
     assert "--windows" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_bad_rows_are_written_even_when_too_few_good_ones_remain(tmp_path, capsys):
+    manifest = tmp_path / "m.csv"
+    write_csv(manifest, ["text", "label"], [("hello", "human"), ("", "machine")] * 3)
+    out = tmp_path / "o.npz"
+    assert amd_train(["classifier", "--manifest", str(manifest), "--out", str(out)]) == 2
+    assert "both human and machine" in capsys.readouterr().err
+    with (tmp_path / "o.bad-rows.csv").open() as fh:
+        assert [row["reason"] for row in csv.DictReader(fh)] == ["empty text"] * 3

@@ -99,10 +99,11 @@ def _classifier(args: argparse.Namespace) -> int:
     except (AmdError, ValueError) as exc:  # models that do not load, unusable data
         print(f"amd-train: {exc}", file=sys.stderr)
         return 2
-    if report.bad:
-        bad_path = args.out.with_suffix(".bad-rows.csv")
-        report.write_bad_rows(bad_path)
-        log.warning("%d bad rows skipped, written to %s", len(report.bad), bad_path)
+    finally:  # the bad rows matter most when they left too little to train on
+        if report.bad:
+            bad_path = args.out.with_suffix(".bad-rows.csv")
+            report.write_bad_rows(bad_path)
+            log.warning("%d bad rows skipped, written to %s", len(report.bad), bad_path)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     clf.save(args.out)
     AmdClassifier.load(args.out)  # what we wrote must load

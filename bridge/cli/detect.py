@@ -13,7 +13,7 @@ from typing import Any, TextIO
 from bridge.cli.audio_files import read_audio_file
 from bridge.engine import BatchingEngine, Detector, build_batching_engine
 from bridge.errors import AudioFileError
-from bridge.session.decision import Decision
+from bridge.session.decision import Decision, round_or_none
 from bridge.session.recording import decide_recording
 from bridge.settings import Settings
 
@@ -26,9 +26,9 @@ def decision_record(file: str, decision: Decision) -> dict[str, Any]:
     return {
         "file": file,
         **decision.summary(),
-        "compute_ms": None if decision.compute_ms is None else round(decision.compute_ms, 1),
-        "initial_silence_s": None if timing is None else round(timing.initial_silence_s, 3),
-        "speech_s": None if timing is None else round(timing.speech_s, 3),
+        "compute_ms": round_or_none(decision.compute_ms, 1),
+        "initial_silence_s": round_or_none(timing.initial_silence_s if timing else None, 3),
+        "speech_s": round_or_none(timing.speech_s if timing else None, 3),
     }
 
 

@@ -115,11 +115,11 @@ class Decision:
             "label": self.label,
             "status": self.status.value,
             "cause": self.amd_cause,
-            "confidence": _round(self.confidence, 4),
-            "proba_human": _round(self.proba_human, 4),
+            "confidence": round_or_none(self.confidence, 4),
+            "proba_human": round_or_none(self.proba_human, 4),
             "transcript": self.transcript,
             "decision_audio_s": round(self.decision_audio_s, 3),
-            "elapsed_ms": _round(self.elapsed_ms, 1),
+            "elapsed_ms": round_or_none(self.elapsed_ms, 1),
         }
 
     @property
@@ -131,5 +131,6 @@ class Decision:
         return f"{self.cause.value}-{audio_ms}"
 
 
-def _round(value: float | None, digits: int) -> float | None:
+def round_or_none(value: float | None, digits: int) -> float | None:
+    """``round`` that lets a missing figure stay missing."""
     return None if value is None else round(value, digits)

@@ -33,7 +33,6 @@ class AmdWebSocketHandler:
         self.engine = engine
         self.policy = policy
         self.analysis_timeout_s = analysis_timeout_s
-        self.active = 0
 
     async def handle(self, ws: ServerConnection) -> None:
         try:
@@ -45,13 +44,11 @@ class AmdWebSocketHandler:
         loop = asyncio.get_running_loop()
         call_id = params.call_id or uuid.uuid4().hex
         session = CallSession(call_id, params.format, self.policy, loop.time())
-        self.active += 1
         try:
             await self._converse(ws, session)
         except ConnectionClosed:
             session.hangup(loop.time())  # HANGUP unless already decided
         finally:
-            self.active -= 1
             _log_call(session)
 
     async def _converse(self, ws: ServerConnection, session: CallSession) -> None:
