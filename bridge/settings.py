@@ -18,11 +18,14 @@ from typing import Any
 from bridge.engine.asr import AsrOptions
 from bridge.engine.models import EMBEDDED, default_classifier_path, resolve_whisper_model
 from bridge.errors import ConfigError
+from bridge.pbx.ami import AmiConfig
 from bridge.session.call import DecisionPolicy
 
 
-def _opt(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
-    return field(default=default, metadata={"help": help, "choices": choices})
+def _opt(
+    default: Any, help: str, choices: tuple[str, ...] | None = None, secret: bool = False
+) -> Any:
+    return field(default=default, repr=not secret, metadata={"help": help, "choices": choices})
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,15 @@ class Settings:
     # Service
     http_host: str = _opt("127.0.0.1", "address of the HTTP/WebSocket listener (0.0.0.0: all)")
     http_port: int = _opt(8080, "port of the HTTP/WebSocket listener (/ws/amd, /healthz)")
+    audiosocket_host: str = _opt("127.0.0.1", "address of the AudioSocket listener for Asterisk")
+    audiosocket_port: int = _opt(9092, "port of the AudioSocket listener")
+    # Asterisk Manager Interface: where decisions become channel variables
+    ami_host: str = _opt("", "Asterisk AMI host; empty: no AMI link (decisions are only logged)")
+    ami_port: int = _opt(5038, "Asterisk AMI port")
+    ami_user: str = _opt("", "AMI user (manager.conf section), needs read=user write=call,user")
+    ami_secret: str = _opt("", "AMI secret of that user", secret=True)
+    ami_timeout_s: float = _opt(2.0, "deadline for one AMI action")
+    ami_retry_s: float = _opt(3.0, "how long a call's result is retried while AMI is down")
     # Logging
     log_level: str = _opt("INFO", "log level", ("DEBUG", "INFO", "WARNING", "ERROR"))
     log_format: str = _opt("text", "log line format", ("text", "json"))
@@ -86,6 +98,20 @@ class Settings:
             tail_silence_s=self.asr_tail_silence_s,
             beam_size=self.asr_beam_size,
             tokens_per_second=self.asr_tokens_per_s,
+        )
+
+    @property
+    def ami(self) -> AmiConfig | None:
+        """The AMI link's settings, or None when no AMI is configured."""
+        if not self.ami_host:
+            return None
+        return AmiConfig(
+            host=self.ami_host,
+            port=self.ami_port,
+            username=self.ami_user,
+            secret=self.ami_secret,
+            action_timeout_s=self.ami_timeout_s,
+            publish_deadline_s=self.ami_retry_s,
         )
 
     def classifier_path(self) -> Path:
@@ -160,8 +186,13 @@ class Settings:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{self.env_name(name)} must be at least 1")
-        if not 0 <= self.http_port <= 65535:
-            raise ConfigError("AMD_HTTP_PORT must be a TCP port number (0-65535)")
+        for name in ("http_port", "audiosocket_port", "ami_port"):
+            if not 0 <= getattr(self, name) <= 65535:
+                raise ConfigError(f"{self.env_name(name)} must be a TCP port number (0-65535)")
+        if self.ami_host and not (self.ami_user and self.ami_secret):
+            raise ConfigError("AMD_AMI_HOST is set: AMD_AMI_USER and AMD_AMI_SECRET are needed too")
+        if self.ami_timeout_s <= 0 or self.ami_retry_s < 0:
+            raise ConfigError("AMD_AMI_TIMEOUT_S must be positive and AMD_AMI_RETRY_S not negative")
         if self.asr_threads < 0:
             raise ConfigError("AMD_ASR_THREADS must be 0 (automatic) or more")
         if self.batch_wait_ms < 0 or self.batch_wait_ms > 1000:

@@ -33,12 +33,13 @@ def pcm(path, rate: int) -> np.ndarray:
 
 
 def run_with_service(detector, scenario):
-    settings = Settings.load(environ={"AMD_HTTP_PORT": "0", "AMD_NO_AUDIO_TIMEOUT_S": "2"})
+    settings = Settings.load(
+        environ={"AMD_HTTP_PORT": "0", "AMD_AUDIOSOCKET_PORT": "0", "AMD_NO_AUDIO_TIMEOUT_S": "2"}
+    )
 
     async def main():
-        async with running_service(settings, detector) as server:
-            port = server.sockets[0].getsockname()[1]
-            return await scenario(port)
+        async with running_service(settings, detector) as service:
+            return await scenario(service.http_port)
 
     return asyncio.run(main())
 

@@ -20,6 +20,7 @@ from bridge.protocols.amd_ws import (
 )
 from bridge.session import AnalysisRequest, CallSession, Decision, DecisionPolicy
 from bridge.session.recording import settle
+from bridge.transports.call_log import log_call
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ class AmdWebSocketHandler:
         except ConnectionClosed:
             session.hangup(loop.time())  # HANGUP unless already decided
         finally:
-            _log_call(session)
+            log_call(session, "ws_amd")
 
     async def _converse(self, ws: ServerConnection, session: CallSession) -> None:
         loop = asyncio.get_running_loop()
@@ -83,22 +84,3 @@ class AmdWebSocketHandler:
                 await ws.send(decision_message("final", decision))
                 await ws.close()
                 return
-
-
-def _log_call(session: CallSession) -> None:
-    d: Decision | None = session.decision
-    if d is None:
-        return
-    log.info(
-        "call %s: %s %s after %.2f s of audio",
-        session.call_id,
-        d.status.value,
-        d.amd_cause,
-        d.decision_audio_s,
-        extra={
-            "call_id": session.call_id,
-            **d.summary(),
-            "compute_ms": d.compute_ms,
-            "dropped_s": session.dropped_s,
-        },
-    )

@@ -1,0 +1,1 @@
+"""Links to the PBXs' control channels, where decisions become channel variables."""

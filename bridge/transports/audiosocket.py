@@ -1,0 +1,239 @@
+"""The AudioSocket listener: one TCP connection per call from Asterisk's ``AudioSocket()``.
+
+Per connection: read the call id, then audio; answer every audio frame with as
+much silence (the application must never starve); feed the call session; once
+it decides, hand the decision to the PBX link (which sets the channel
+variables) and only then send a hangup message, so ``AudioSocket()`` returns
+and the dialplan reads ``AMDSTATUS``. A connection that closes first is a
+hang-up. Whatever one connection does, the others go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from bridge.audio import AudioChunk
+from bridge.audio.chunk import SLIN_8K
+from bridge.errors import ProtocolError
+from bridge.protocols import audiosocket as wire
+from bridge.session import CallSession, Decision, DecisionPolicy
+from bridge.session.recording import Analyze
+from bridge.transports.call_log import log_call
+from bridge.transports.live_call import LiveCall
+
+log = logging.getLogger(__name__)
+
+# Publishes a decision to the PBX; returns once done or given up (never raises).
+Publish = Callable[[str, Decision], Awaitable[object]]
+
+READ_BYTES = 8192
+# Largest message accepted from Asterisk: 100 ms of 48 kHz slin is 9600 bytes;
+# frames are normally 20 ms. Larger claims end the connection as a protocol error.
+MAX_FRAME_BYTES = 16384
+# Silence not yet taken by Asterisk past which we stop adding more.
+MAX_UNSENT_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class AudioSocketLimits:
+    first_message_timeout_s: float = 5.0  # connection to call id
+    release_timeout_s: float = 2.0  # writing the hangup message
+
+
+async def _no_publish(call_id: str, decision: Decision) -> None:
+    return None
+
+
+class AudioSocketHandler:
+    """One instance per listener; ``handle`` runs once per connection."""
+
+    def __init__(
+        self,
+        analyze: Analyze,
+        policy: DecisionPolicy,
+        analysis_timeout_s: float,
+        publish: Publish | None = None,
+        limits: AudioSocketLimits = AudioSocketLimits(),
+    ) -> None:
+        self.analyze = analyze
+        self.policy = policy
+        self.analysis_timeout_s = analysis_timeout_s
+        self.publish = publish or _no_publish
+        self.limits = limits
+        self.active = 0
+        self.outcomes: collections.Counter[str] = collections.Counter()
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.active += 1
+        try:
+            await self._handle(reader, writer)
+        except Exception:
+            self.outcomes["internal_error"] += 1
+            log.exception("AudioSocket connection failed")
+        finally:
+            self.active -= 1
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        parser = wire.Parser(MAX_FRAME_BYTES)
+        try:
+            call_id, early = await asyncio.wait_for(
+                _read_call_id(reader, parser), self.limits.first_message_timeout_s
+            )
+        except (asyncio.TimeoutError, ProtocolError, ConnectionError) as exc:
+            self.outcomes["no_call_id"] += 1
+            log.warning("AudioSocket connection from %s dropped: %s", _peer(writer), _why(exc))
+            return
+        loop = asyncio.get_running_loop()
+        connection = _Connection(call_id, writer, self, loop.time)
+        try:
+            await connection.run(reader, parser, early)
+        finally:
+            await connection.aclose()
+
+
+class _Connection:
+    """One call's stream: reading, answering with silence, finishing."""
+
+    def __init__(
+        self,
+        call_id: str,
+        writer: asyncio.StreamWriter,
+        handler: AudioSocketHandler,
+        clock: Callable[[], float],
+    ) -> None:
+        self.call_id = call_id
+        self.writer = writer
+        self.handler = handler
+        self.clock = clock
+        self.call: LiveCall | None = None
+        self.released = False
+        self._finisher: asyncio.Task[None] | None = None
+
+    def _live(self, message: wire.Audio | None) -> LiveCall:
+        """The call, created at its first audio frame (which fixes the rate)."""
+        if self.call is None:
+            fmt = message.format if message is not None else SLIN_8K
+            session = CallSession(self.call_id, fmt, self.handler.policy, self.clock())
+            self.call = LiveCall(
+                session, self.handler.analyze, self.handler.analysis_timeout_s, self.clock
+            )
+            self._finisher = asyncio.create_task(self._finish(self.call))
+        return self.call
+
+    async def run(
+        self, reader: asyncio.StreamReader, parser: wire.Parser, early: list[wire.Message]
+    ) -> None:
+        pending = early
+        timeout = self.handler.policy.no_audio_timeout_s
+        while not self.released:
+            for message in pending:
+                if not self._on_message(message):
+                    return
+            try:
+                data = await asyncio.wait_for(reader.read(READ_BYTES), timeout)
+            except asyncio.TimeoutError:
+                self._live(None).check_timeouts()
+                pending = []
+                continue
+            except ConnectionError:
+                data = b""
+            if not data:
+                self._live(None).hangup()  # Asterisk closes the socket when the channel hangs up
+                return
+            try:
+                pending = parser.feed(data)
+            except ProtocolError as exc:
+                self.handler.outcomes["protocol_error"] += 1
+                log.warning("call %s: %s", self.call_id, exc)
+                self._live(None).fail(exc)
+                return
+
+    def _on_message(self, message: wire.Message) -> bool:
+        """Act on one message; False when the stream is over."""
+        if isinstance(message, wire.Audio):
+            call = self._live(message)
+            if message.format != call.session.format:
+                exc = ProtocolError(f"audio rate changed mid-call to {message.format.rate} Hz")
+                self.handler.outcomes["protocol_error"] += 1
+                log.warning("call %s: %s", self.call_id, exc)
+                call.fail(exc)
+                return False
+            self._answer_with_silence(message)
+            call.feed(AudioChunk(message.format, message.data))
+            return True
+        if isinstance(message, wire.Hangup):
+            self._live(None).hangup()
+            return False
+        if isinstance(message, wire.PeerError):
+            self.handler.outcomes["peer_error"] += 1
+            log.warning("call %s: Asterisk reported error %s", self.call_id, message.code.hex())
+            self._live(None).fail(ProtocolError("Asterisk reported an AudioSocket error"))
+            return False
+        if isinstance(message, wire.CallId):
+            log.debug("call %s: repeated call id ignored", self.call_id)
+        return True  # DTMF is not used for detection
+
+    def _answer_with_silence(self, message: wire.Audio) -> None:
+        if self.released or self.writer.is_closing():
+            return
+        transport = self.writer.transport
+        if transport.get_write_buffer_size() > MAX_UNSENT_BYTES:
+            self.handler.outcomes["silence_skipped"] += 1  # Asterisk is not reading
+            return
+        self.writer.write(wire.encode_audio(message.format.rate, bytes(len(message.data))))
+
+    async def _finish(self, call: LiveCall) -> None:
+        decision = await call.decided
+        await self.handler.publish(self.call_id, decision)
+        self.handler.outcomes[decision.status.value] += 1
+        log_call(call.session, "audiosocket")
+        if self.writer.is_closing():
+            return
+        self.released = True
+        self.writer.write(wire.encode_hangup())
+        with contextlib.suppress(asyncio.TimeoutError, ConnectionError):
+            await asyncio.wait_for(self.writer.drain(), self.handler.limits.release_timeout_s)
+        self.writer.close()  # wakes the reader, which ends the connection
+
+    async def aclose(self) -> None:
+        call = self._live(None) if self.call is None else self.call
+        call.hangup()  # no-op once decided; a connection that ends undecided is a hang-up
+        if self._finisher is not None:
+            await self._finisher
+        await call.aclose()
+
+
+async def _read_call_id(
+    reader: asyncio.StreamReader, parser: wire.Parser
+) -> tuple[str, list[wire.Message]]:
+    """Read until the first message; it must be the call id. Returns the id and any
+    messages that arrived with it."""
+    while True:
+        data = await reader.read(READ_BYTES)
+        if not data:
+            raise ConnectionError("closed before sending the call id")
+        messages = parser.feed(data)
+        if messages:
+            first, rest = messages[0], messages[1:]
+            if not isinstance(first, wire.CallId):
+                raise ProtocolError(f"first message must be the call id, not {first!r}"[:120])
+            return str(first.id), rest
+
+
+def _peer(writer: asyncio.StreamWriter) -> str:
+    peer = writer.get_extra_info("peername")
+    return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "?"
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, asyncio.TimeoutError):
+        return "no call id in time"
+    return str(exc) or type(exc).__name__
