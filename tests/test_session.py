@@ -164,6 +164,18 @@ def test_no_audio_timeout(clock):
     assert decision.amd_cause == "NOAUDIO-0"
 
 
+def test_audio_that_stops_early_is_analysed_after_the_timeout(clock):
+    session = new_session(clock, no_audio_timeout_s=3.0)
+    for _ in range(50):  # 1 s, then the trunk sends nothing (silence suppression)
+        clock[0] += 0.02
+        assert session.feed(FRAME, clock[0]) is None
+    assert session.check_timeouts(clock[0] + 2.9) is None
+    request = session.check_timeouts(clock[0] + 3.0)
+    assert isinstance(request, AnalysisRequest) and request.final
+    assert request.audio_s == pytest.approx(1.0)
+    assert session.check_timeouts(clock[0] + 9.0) is None  # asked once
+
+
 def test_no_audio_timeout_does_not_fire_while_analyzing(clock):
     session = new_session(clock, no_audio_timeout_s=1.0)
     feed_until_request(session, clock)

@@ -138,13 +138,16 @@ class CallSession:
             return None
         return self._decide(Decision(Status.HANGUP, Cause.HANGUP, self.audio_s))
 
-    def check_timeouts(self, now: float) -> Decision | None:
-        """Call periodically: NOTSURE/NOAUDIO when the PBX stopped sending audio."""
-        if self.state is not SessionState.LISTENING:
+    def check_timeouts(self, now: float) -> AnalysisRequest | Decision | None:
+        """Call periodically. When the PBX stopped sending audio (a stream that ended
+        without saying so, or silence suppression on the trunk), what was heard is
+        analysed as the final clip, as at an end of stream; with nothing heard the
+        answer is NOTSURE/NOAUDIO."""
+        if self.state is not SessionState.LISTENING or self._ended:
             return None
         if now - self._last_audio_at >= self.policy.no_audio_timeout_s:
             log.info("call %s: no audio for %.1f s", self.call_id, now - self._last_audio_at)
-            return self._decide(Decision(Status.NOTSURE, Cause.NOAUDIO, self.audio_s))
+            return self.end_of_stream(now)
         return None
 
     def on_result(self, result: AnalysisResult, now: float) -> AnalysisRequest | Decision | None:

@@ -1,0 +1,182 @@
+"""End to end on a real Asterisk 22 (Debian sid, in a chroot sharing the loopback).
+
+Each call is originated as ``Local/<callee>@amd-test-callee``: the callee half plays
+a WAV (piper speech after a mu-law round trip, or Asterisk's own recorded
+prompts), the caller half runs the project's ``Gosub(amd-bridge,s,1)`` and then
+raises a test event with the ``AMDSTATUS``/``AMDCAUSE`` the dialplan sees.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from bridge.errors import ConfigError
+from bridge.settings import Settings
+from tests.asterisk.ami_client import AmiClient, Packet, first
+from tests.asterisk.bridge_thread import BridgeThread
+from tests.asterisk.pbx import BRIDGE_SECRET, AsteriskPbx, free_port
+from tests.asterisk.root import RootUnavailable, ensure_root, why_not_supported
+from tests.test_engine_real import HUMAN_OPENER, MACHINE_GREETING
+
+pytestmark = pytest.mark.slow
+PROMPTS = "usr/share/asterisk/sounds/en_US_f_Allison"
+
+
+@pytest.fixture(scope="module")
+def pbx(speech_wav):  # type: ignore[no-untyped-def]
+    reason = why_not_supported()
+    if reason:
+        pytest.skip(reason)
+    try:
+        root = ensure_root()
+    except RootUnavailable as exc:
+        pytest.fail(f"could not build the Asterisk root: {exc}")
+    pbx = AsteriskPbx(root)
+    pbx.write_configs()
+    pbx.add_sound("machine", speech_wav(MACHINE_GREETING))
+    pbx.add_sound("human", speech_wav(HUMAN_OPENER))
+    pbx.add_sound("hello", speech_wav("Hello?", lead_s=0.2))
+    pbx.add_sound("vmintro", root / PROMPTS / "vm-intro.wav")
+    try:
+        ami = pbx.start()
+    except Exception:
+        pbx.stop()
+        raise
+    pbx.ami = ami  # type: ignore[attr-defined]
+    yield pbx
+    ami.close()
+    pbx.stop()
+
+
+def bridge_settings(pbx: AsteriskPbx, **overrides: str) -> Settings:
+    env = {
+        "AMD_HTTP_PORT": "0",
+        "AMD_AUDIOSOCKET_PORT": "0",
+        "AMD_AMI_HOST": "127.0.0.1",
+        "AMD_AMI_PORT": str(pbx.ami_port),
+        "AMD_AMI_USER": "amd-bridge",
+        "AMD_AMI_SECRET": BRIDGE_SECRET,
+        **overrides,
+    }
+    return Settings.load(environ=env)
+
+
+@pytest.fixture(scope="module")
+def bridge(pbx, detector):  # type: ignore[no-untyped-def]
+    with BridgeThread(bridge_settings(pbx), detector) as running:
+        yield running
+
+
+def use_bridge_at(ami: AmiClient, addr: str) -> None:
+    ami.command(f"dialplan set global AMD_BRIDGE_ADDR {addr}")
+
+
+def call(
+    ami: AmiClient, callee: str, wait_for: str = "AMDTestResult", timeout: float = 30
+) -> Packet:
+    """Originate one call; return the caller side's test event."""
+    action_id = ami.send(
+        "Originate",
+        Channel=f"Local/{callee}@amd-test-callee",
+        Context="amd-test-caller",
+        Exten="s",
+        Priority="1",
+        Async="true",
+    )
+    answered = ami.wait(
+        lambda p: first(p, "Event") == "OriginateResponse" and first(p, "ActionID") == action_id,
+        timeout,
+    )
+    assert first(answered, "Response") == "Success", answered
+    channel = first(answered, "Channel")
+    return ami.wait(
+        lambda p: first(p, "UserEvent") == wait_for and first(p, "Channel") == channel, timeout
+    )
+
+
+def assert_no_call_left(ami: AmiClient, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        out = ami.command("core show channels count")
+        if "0 active channels" in out:
+            return
+        assert time.monotonic() < deadline, f"calls still up:\n{ami.command('core show channels')}"
+        time.sleep(0.2)
+
+
+def bridge_result(ami: AmiClient, amd_id: str) -> Packet:
+    return ami.wait(
+        lambda p: first(p, "UserEvent") == "AMDResult" and first(p, "AmdId") == amd_id, 5
+    )
+
+
+def test_a_machine_greeting_is_machine(pbx, bridge):
+    use_bridge_at(pbx.ami, bridge.audiosocket_addr)
+    result = call(pbx.ami, "play-machine")
+    assert first(result, "Status") == "MACHINE", result
+    assert first(result, "Cause").startswith("CLASSIFIER-")
+    assert 0.8 <= float(first(result, "Confidence")) <= 1.0
+    # campaign software sees the same decision as an AMI event
+    event = bridge_result(pbx.ami, first(result, "Id"))
+    assert first(event, "Status") == "MACHINE"
+    assert first(event, "Channel") == first(result, "Channel")
+    assert_no_call_left(pbx.ami)
+
+
+def test_asterisks_own_voicemail_prompt_is_machine(pbx, bridge):
+    use_bridge_at(pbx.ami, bridge.audiosocket_addr)
+    result = call(pbx.ami, "play-vmintro")
+    assert first(result, "Status") == "MACHINE", result
+    assert_no_call_left(pbx.ami)
+
+
+def test_a_person_saying_hello_then_waiting_is_human(pbx, bridge):
+    use_bridge_at(pbx.ami, bridge.audiosocket_addr)
+    result = call(pbx.ami, "play-human")
+    assert first(result, "Status") == "HUMAN", result
+    elapsed = float(first(result, "Ended")) - float(first(result, "Started"))
+    assert elapsed < 8.0, "the call is released soon after the decision"
+    assert_no_call_left(pbx.ami)
+
+
+def test_a_hang_up_during_analysis_is_hangup(pbx, bridge):
+    use_bridge_at(pbx.ami, bridge.audiosocket_addr)
+    result = call(pbx.ami, "bye-hello", wait_for="AMDTestHangup")
+    assert first(result, "Status") == "HANGUP", result
+    # the bridge saw the stream end before its first analysis
+    event = pbx.ami.wait(
+        lambda p: (
+            first(p, "UserEvent") == "AMDResult" and first(p, "Channel") == first(result, "Channel")
+        ),
+        5,
+    )
+    assert first(event, "Status") == "HANGUP"
+    assert_no_call_left(pbx.ami)
+
+
+def test_with_the_bridge_down_the_call_goes_on_as_notsure(pbx):
+    use_bridge_at(pbx.ami, f"127.0.0.1:{free_port()}")  # nothing listens there
+    result = call(pbx.ami, "play-machine")
+    assert first(result, "Status") == "NOTSURE"
+    assert first(result, "Cause") == "UNREACHABLE-0"
+    assert_no_call_left(pbx.ami)
+
+
+def test_with_ami_unreachable_the_call_is_released_as_notsure(pbx, detector):
+    settings = bridge_settings(pbx, AMD_AMI_PORT=str(free_port()), AMD_AMI_RETRY_S="0.5")
+    with BridgeThread(settings, detector) as lonely:
+        use_bridge_at(pbx.ami, lonely.audiosocket_addr)
+        result = call(pbx.ami, "play-machine")
+        assert lonely.service is not None and lonely.service.ami is not None
+        assert lonely.service.ami.outcomes["channel_unknown"] == 1
+    assert first(result, "Status") == "NOTSURE"
+    assert first(result, "Cause") == "NORESULT-0"
+    assert_no_call_left(pbx.ami)
+
+
+def test_a_wrong_ami_secret_stops_the_service_at_start(pbx, detector):
+    settings = bridge_settings(pbx, AMD_AMI_SECRET="not-the-secret")
+    with pytest.raises(ConfigError, match="refused"), BridgeThread(settings, detector):
+        pass
