@@ -130,3 +130,10 @@ def test_valid_streams_parse_the_same_in_any_split(frames, chunk):
     for i in range(0, len(stream), chunk):
         pieces += parser.feed(stream[i : i + chunk])
     assert pieces == whole and len(whole) == len(frames)
+
+
+def test_the_error_keeps_the_messages_before_the_bad_bytes():
+    stream = frame(0x01, CALL.bytes) + frame(0x10, b"\x01\x00") + b"\x42\x00\x00"
+    with pytest.raises(AudioSocketError) as caught:
+        wire.Parser().feed(stream)
+    assert caught.value.messages == [wire.CallId(CALL), wire.Audio(_slin(8000), b"\x01\x00")]

@@ -33,7 +33,15 @@ MAX_PAYLOAD = 0xFFFF  # what the 16-bit length can say
 
 
 class AudioSocketError(ProtocolError):
-    """Bytes that are not a valid AudioSocket message; the stream cannot be resumed."""
+    """Bytes that are not a valid AudioSocket message; the stream cannot be resumed.
+
+    ``messages`` holds the valid messages that came before the bad bytes in the
+    same ``Parser.feed`` call, so a caller can still act on them.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.messages: list[Message] = []
 
 
 class Kind(enum.IntEnum):
@@ -164,9 +172,10 @@ class Parser:
                     break
                 messages.append(decode(kind, bytes(self._pending[offset + HEADER_BYTES : end])))
                 offset = end
-        except AudioSocketError:
+        except AudioSocketError as exc:
             self._broken = True
             self._pending.clear()
+            exc.messages = messages
             raise
         del self._pending[:offset]
         return messages

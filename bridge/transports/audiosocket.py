@@ -84,7 +84,7 @@ class AudioSocketHandler:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         parser = wire.Parser(MAX_FRAME_BYTES)
         try:
-            call_id, early = await asyncio.wait_for(
+            call_id, early, broken = await asyncio.wait_for(
                 _read_call_id(reader, parser), self.limits.first_message_timeout_s
             )
         except (asyncio.TimeoutError, ProtocolError, ConnectionError) as exc:
@@ -94,7 +94,7 @@ class AudioSocketHandler:
         loop = asyncio.get_running_loop()
         connection = _Connection(call_id, writer, self, loop.time)
         try:
-            await connection.run(reader, parser, early)
+            await connection.run(reader, parser, early, broken)
         finally:
             await connection.aclose()
 
@@ -129,7 +129,11 @@ class _Connection:
         return self.call
 
     async def run(
-        self, reader: asyncio.StreamReader, parser: wire.Parser, early: list[wire.Message]
+        self,
+        reader: asyncio.StreamReader,
+        parser: wire.Parser,
+        early: list[wire.Message],
+        broken: wire.AudioSocketError | None,
     ) -> None:
         pending = early
         timeout = self.handler.policy.no_audio_timeout_s
@@ -137,6 +141,9 @@ class _Connection:
             for message in pending:
                 if not self._on_message(message):
                     return
+            if broken is not None:
+                self._protocol_error(broken)
+                return
             try:
                 data = await asyncio.wait_for(reader.read(READ_BYTES), timeout)
             except asyncio.TimeoutError:
@@ -150,11 +157,13 @@ class _Connection:
                 return
             try:
                 pending = parser.feed(data)
-            except ProtocolError as exc:
-                self.handler.outcomes["protocol_error"] += 1
-                log.warning("call %s: %s", self.call_id, exc)
-                self._live(None).fail(exc)
-                return
+            except wire.AudioSocketError as exc:
+                pending, broken = exc.messages, exc  # what came before the bad bytes counts
+
+    def _protocol_error(self, exc: wire.AudioSocketError) -> None:
+        self.handler.outcomes["protocol_error"] += 1
+        log.warning("call %s: %s", self.call_id, exc)
+        self._live(None).fail(exc)
 
     def _on_message(self, message: wire.Message) -> bool:
         """Act on one message; False when the stream is over."""
@@ -213,19 +222,25 @@ class _Connection:
 
 async def _read_call_id(
     reader: asyncio.StreamReader, parser: wire.Parser
-) -> tuple[str, list[wire.Message]]:
-    """Read until the first message; it must be the call id. Returns the id and any
-    messages that arrived with it."""
+) -> tuple[str, list[wire.Message], wire.AudioSocketError | None]:
+    """Read until the first message; it must be the call id. Returns the id, any
+    messages that arrived with it, and the error of bad bytes right behind them."""
     while True:
         data = await reader.read(READ_BYTES)
         if not data:
             raise ConnectionError("closed before sending the call id")
-        messages = parser.feed(data)
+        try:
+            messages = parser.feed(data)
+        except wire.AudioSocketError as exc:
+            if not exc.messages or not isinstance(exc.messages[0], wire.CallId):
+                raise
+            # A call id, then bad bytes: the call exists and ends as a protocol error.
+            return str(exc.messages[0].id), exc.messages[1:], exc
         if messages:
             first, rest = messages[0], messages[1:]
             if not isinstance(first, wire.CallId):
                 raise ProtocolError(f"first message must be the call id, not {first!r}"[:120])
-            return str(first.id), rest
+            return str(first.id), rest, None
 
 
 def _peer(writer: asyncio.StreamWriter) -> str:

@@ -1,0 +1,227 @@
+"""The AudioSocket listener with the real engine, driven by a client that speaks the
+protocol as Asterisk's app_audiosocket does (frames laid out here with struct,
+from res_audiosocket.c): the call id first, then 20 ms slin frames."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+import uuid
+
+import numpy as np
+import pytest
+
+from bridge.engine import build_batching_engine
+from bridge.session import Decision, Status
+from bridge.settings import Settings
+from bridge.transports.audiosocket import AudioSocketHandler, AudioSocketLimits
+from tests.test_engine_real import MACHINE_GREETING
+from tests.test_ws_amd import pcm
+
+pytestmark = pytest.mark.slow
+FRAME_BYTES = 320  # 20 ms at 8 kHz
+
+
+def frame(kind: int, payload: bytes) -> bytes:
+    return struct.pack(">BH", kind, len(payload)) + payload
+
+
+class Published:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Decision]] = []
+
+    async def __call__(self, call_id: str, decision: Decision) -> None:
+        self.calls.append((call_id, decision))
+
+
+async def read_frames(reader: asyncio.StreamReader) -> list[tuple[int, bytes]]:
+    """Everything the server sends until it closes the connection."""
+    frames = []
+    while True:
+        try:
+            header = await reader.readexactly(3)
+        except asyncio.IncompleteReadError as exc:
+            assert exc.partial == b"", "the server never sends half a header"
+            return frames
+        kind, length = struct.unpack(">BH", header)
+        frames.append((kind, await reader.readexactly(length)))
+
+
+def run(detector, scenario, **limits):
+    settings = Settings.load(environ={"AMD_NO_AUDIO_TIMEOUT_S": "1"})
+    published = Published()
+
+    async def main():
+        engine = build_batching_engine(settings, detector)
+        handler = AudioSocketHandler(
+            engine.analyze,
+            settings.policy,
+            settings.analysis_timeout_s,
+            published,
+            AudioSocketLimits(**limits),
+        )
+        server = await asyncio.start_server(handler.handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            return await scenario(port, handler)
+        finally:
+            server.close()
+            await server.wait_closed()
+            await engine.aclose()
+
+    return asyncio.run(main()), published
+
+
+def greeting_frames(speech_wav, seconds: float = 6.0) -> list[bytes]:
+    audio = pcm(speech_wav(MACHINE_GREETING), 8000).astype("<i2").tobytes()
+    audio = audio[: int(seconds * 16000)]
+    return [audio[i : i + FRAME_BYTES] for i in range(0, len(audio), FRAME_BYTES)]
+
+
+def test_a_call_gets_silence_back_then_variables_then_hangup(detector, speech_wav):
+    call_id = uuid.uuid4()
+    frames = greeting_frames(speech_wav)
+
+    async def scenario(port, handler):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(frame(0x01, call_id.bytes))
+        received = asyncio.create_task(read_frames(reader))
+        sent = 0
+        for payload in frames:
+            if received.done():
+                break
+            writer.write(frame(0x10, payload))
+            sent += 1
+            await asyncio.sleep(0.002)
+        got = await asyncio.wait_for(received, 10)
+        writer.close()
+        return sent, got, handler.active
+
+    (sent, got, active), published = run(detector, scenario)
+    assert got[-1] == (0x00, b""), "the last message is the hangup"
+    silence = got[:-1]
+    assert all(kind == 0x10 and payload == bytes(FRAME_BYTES) for kind, payload in silence)
+    assert len(silence) <= sent and len(silence) >= int(2.0 / 0.02)
+    (published_id, decision) = published.calls[0]
+    assert published_id == str(call_id)
+    assert decision.status is Status.MACHINE
+    assert active == 0
+
+
+def test_a_client_that_closes_mid_call_is_a_hangup(detector, speech_wav):
+    frames = greeting_frames(speech_wav)[:40]  # 0.8 s, then gone
+
+    async def scenario(port, handler):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(frame(0x01, uuid.uuid4().bytes) + b"".join(frame(0x10, f) for f in frames))
+        await writer.drain()
+        writer.close()
+        for _ in range(100):
+            if handler.outcomes["HANGUP"]:
+                break
+            await asyncio.sleep(0.02)
+        return handler.outcomes
+
+    outcomes, published = run(detector, scenario)
+    assert outcomes["HANGUP"] == 1
+    assert published.calls[0][1].status is Status.HANGUP
+
+
+@pytest.mark.parametrize(
+    ("stream", "outcome"),
+    [
+        (frame(0x10, bytes(320)), "no_call_id"),  # audio before the call id
+        (b"GET / HTTP/1.1\r\n\r\n", "no_call_id"),  # not AudioSocket at all
+        (frame(0x01, b"short"), "no_call_id"),
+    ],
+)
+def test_a_bad_first_message_closes_only_that_connection(detector, stream, outcome):
+    async def scenario(port, handler):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(stream)
+        got = await asyncio.wait_for(read_frames(reader), 5)
+        writer.close()
+        return got, handler.outcomes
+
+    (got, outcomes), published = run(detector, scenario)
+    assert got == [] and outcomes[outcome] == 1 and published.calls == []
+
+
+def test_garbage_mid_call_ends_it_as_notsure_error_and_releases_the_channel(detector, speech_wav):
+    frames = greeting_frames(speech_wav)[:20]
+
+    async def scenario(port, handler):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(frame(0x01, uuid.uuid4().bytes) + b"".join(frame(0x10, f) for f in frames))
+        writer.write(b"\x42\x00\x05hello")  # kind 0x42 does not exist
+        got = await asyncio.wait_for(read_frames(reader), 5)
+        writer.close()
+        return got, handler.outcomes
+
+    (got, outcomes), published = run(detector, scenario)
+    assert got[-1] == (0x00, b"")
+    assert outcomes["protocol_error"] == 1
+    decision = published.calls[0][1]
+    assert (decision.status, decision.amd_cause) == (Status.NOTSURE, "ERROR-400")
+
+
+def test_a_silent_connection_is_dropped_after_the_first_message_timeout(detector):
+    async def scenario(port, handler):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        got = await asyncio.wait_for(read_frames(reader), 5)
+        writer.close()
+        return got, handler.outcomes
+
+    (got, outcomes), _ = run(detector, scenario, first_message_timeout_s=0.3)
+    assert got == [] and outcomes["no_call_id"] == 1
+
+
+def test_a_call_whose_audio_stops_is_decided_at_the_no_audio_timeout(detector, speech_wav):
+    frames = greeting_frames(speech_wav)[:75]  # 1.5 s, then the PBX sends nothing
+
+    async def scenario(port, handler):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(frame(0x01, uuid.uuid4().bytes) + b"".join(frame(0x10, f) for f in frames))
+        got = await asyncio.wait_for(read_frames(reader), 5)
+        writer.close()
+        return got
+
+    got, published = run(detector, scenario)
+    assert got[-1] == (0x00, b"")
+    decision = published.calls[0][1]
+    assert decision.decision_audio_s == pytest.approx(1.5)
+    assert decision.status in (Status.MACHINE, Status.NOTSURE)
+
+
+def test_calls_go_on_while_others_misbehave(detector, speech_wav):
+    frames = greeting_frames(speech_wav, seconds=3.0)
+
+    async def good_call(port):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(frame(0x01, uuid.uuid4().bytes))
+        received = asyncio.create_task(read_frames(reader))
+        for payload in frames:
+            if received.done():
+                break
+            writer.write(frame(0x10, payload))
+            await asyncio.sleep(0.005)
+        got = await asyncio.wait_for(received, 10)
+        writer.close()
+        return got[-1]
+
+    async def bad_call(port, data):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(data)
+        await writer.drain()
+        writer.close()
+
+    async def scenario(port, handler):
+        rng = np.random.default_rng(1)
+        bad = [bad_call(port, rng.bytes(int(n))) for n in rng.integers(1, 2000, 10)]
+        results = await asyncio.gather(*(good_call(port) for _ in range(4)), *bad)
+        return results[:4]
+
+    endings, published = run(detector, scenario)
+    assert endings == [(0x00, b"")] * 4
+    machine = [d for _, d in published.calls if d.status is Status.MACHINE]
+    assert len(machine) == 4
