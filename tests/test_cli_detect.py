@@ -89,3 +89,16 @@ def test_missing_whisper_directory_is_not_taken_for_a_model_name(speech_wav, tmp
     proc = run("detect", str(speech_wav(HUMAN_OPENER)), "--whisper-model", str(tmp_path / "gone"))
     assert proc.returncode == 2
     assert "does not exist" in proc.stderr
+
+
+def test_serve_with_the_audiosocket_port_taken_exits_2_naming_it():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = run("serve", "--http-port", "0", "--audiosocket-port", str(port))
+    assert proc.returncode == 2
+    assert "cannot listen" in proc.stderr and str(port) in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -67,11 +67,11 @@ def _serve(settings: Settings) -> int:
         return EXIT_USAGE
     try:
         asyncio.run(serve_forever(settings, detector))
-    except OSError as exc:  # the port is taken, or the address is not ours
-        print(
-            f"amd-bridge: cannot listen on {settings.http_host}:{settings.http_port}: {exc}",
-            file=sys.stderr,
-        )
+    except AmdError as exc:  # e.g. the AMI login was refused
+        print(f"amd-bridge: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:  # a port is taken, or the address is not ours
+        print(f"amd-bridge: cannot listen: {exc}", file=sys.stderr)
         return EXIT_USAGE
     return EXIT_OK
 
