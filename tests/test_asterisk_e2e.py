@@ -16,7 +16,7 @@ from bridge.errors import ConfigError
 from bridge.settings import Settings
 from tests.asterisk.ami_client import AmiClient, Packet, first
 from tests.asterisk.bridge_thread import BridgeThread
-from tests.asterisk.pbx import BRIDGE_SECRET, AsteriskPbx, free_port
+from tests.asterisk.pbx import BRIDGE_SECRET, DIALPLAN, AsteriskPbx, free_port
 from tests.asterisk.root import RootUnavailable, ensure_root, why_not_supported
 from tests.test_engine_real import HUMAN_OPENER, MACHINE_GREETING
 
@@ -180,3 +180,20 @@ def test_a_wrong_ami_secret_stops_the_service_at_start(pbx, detector):
     settings = bridge_settings(pbx, AMD_AMI_SECRET="not-the-secret")
     with pytest.raises(ConfigError, match="refused"), BridgeThread(settings, detector):
         pass
+
+
+def test_the_sample_campaign_dialplan_loads_in_asterisk(pbx):
+    etc = pbx.dir / "etc"
+    ours = (etc / "extensions.conf").read_text()
+    (etc / "extensions.conf").write_text((DIALPLAN / "extensions.conf").read_text())
+    try:
+        pbx.ami.command("dialplan reload")
+        campaign = pbx.ami.command("dialplan show outbound-campaign")
+        subroutine = pbx.ami.command("dialplan show s@amd-bridge")
+        globals_ = pbx.ami.command("dialplan show globals")
+    finally:
+        (etc / "extensions.conf").write_text(ours)
+        pbx.ami.command("dialplan reload")
+    assert "Gosub(amd-bridge,s,1)" in campaign
+    assert "TryExec(AudioSocket(${AMDID},${addr}))" in subroutine
+    assert "AMD_BRIDGE_ADDR=127.0.0.1:9092" in globals_
