@@ -36,7 +36,7 @@ from bridge.engine import build_detector
 from bridge.settings import Settings
 from tests.asterisk.ami_client import AmiClient, first
 from tests.asterisk.bridge_thread import BridgeThread
-from tests.asterisk.pbx import BRIDGE_SECRET, AsteriskPbx
+from tests.asterisk.pbx import AsteriskPbx, bridge_env
 from tests.asterisk.root import ensure_root, why_not_supported
 from training.synth import PiperSpeaker
 from training.telephone import PHONE_RATE, ChannelParams, telephone
@@ -172,16 +172,9 @@ def main() -> None:
             pbx.add_sound(f"r{i}", rec.path)
         ami = pbx.start()
         version = ami.command("core show version").strip()
-        env = {
-            "AMD_HTTP_PORT": "0",
-            "AMD_AUDIOSOCKET_PORT": "0",
-            "AMD_AMI_HOST": "127.0.0.1",
-            "AMD_AMI_PORT": str(pbx.ami_port),
-            "AMD_AMI_USER": "amd-bridge",
-            "AMD_AMI_SECRET": BRIDGE_SECRET,
-        }
         try:
-            with BridgeThread(Settings.load(environ=env), detector) as bridge:
+            settings = Settings.load(environ=bridge_env(pbx.ami_port))
+            with BridgeThread(settings, detector) as bridge:
                 ami.command(f"dialplan set global AMD_BRIDGE_ADDR {bridge.audiosocket_addr}")
                 with ThreadPoolExecutor(args.concurrency) as pool:
                     amd_rows = list(

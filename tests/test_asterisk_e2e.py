@@ -16,7 +16,7 @@ from bridge.errors import ConfigError
 from bridge.settings import Settings
 from tests.asterisk.ami_client import AmiClient, Packet, first
 from tests.asterisk.bridge_thread import BridgeThread
-from tests.asterisk.pbx import BRIDGE_SECRET, DIALPLAN, AsteriskPbx, free_port
+from tests.asterisk.pbx import DIALPLAN, AsteriskPbx, bridge_env, free_port
 from tests.asterisk.root import RootUnavailable, ensure_root, why_not_supported
 from tests.test_engine_real import HUMAN_OPENER, MACHINE_GREETING
 
@@ -51,16 +51,7 @@ def pbx(speech_wav):  # type: ignore[no-untyped-def]
 
 
 def bridge_settings(pbx: AsteriskPbx, **overrides: str) -> Settings:
-    env = {
-        "AMD_HTTP_PORT": "0",
-        "AMD_AUDIOSOCKET_PORT": "0",
-        "AMD_AMI_HOST": "127.0.0.1",
-        "AMD_AMI_PORT": str(pbx.ami_port),
-        "AMD_AMI_USER": "amd-bridge",
-        "AMD_AMI_SECRET": BRIDGE_SECRET,
-        **overrides,
-    }
-    return Settings.load(environ=env)
+    return Settings.load(environ=bridge_env(pbx.ami_port, **overrides))
 
 
 @pytest.fixture(scope="module")

@@ -46,6 +46,19 @@ MODULES = (
 TEST_CONTEXTS = Path(__file__).with_name("test_contexts.conf")
 
 
+def bridge_env(ami_port: int, **overrides: str) -> dict[str, str]:
+    """Settings for a bridge on free ports that logs in as the project's AMI user."""
+    return {
+        "AMD_HTTP_PORT": "0",
+        "AMD_AUDIOSOCKET_PORT": "0",
+        "AMD_AMI_HOST": "127.0.0.1",
+        "AMD_AMI_PORT": str(ami_port),
+        "AMD_AMI_USER": "amd-bridge",
+        "AMD_AMI_SECRET": BRIDGE_SECRET,
+        **overrides,
+    }
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
