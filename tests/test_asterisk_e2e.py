@@ -161,7 +161,7 @@ def test_with_ami_unreachable_the_call_is_released_as_notsure(pbx, detector):
         use_bridge_at(pbx.ami, lonely.audiosocket_addr)
         result = call(pbx.ami, "play-machine")
         assert lonely.service is not None and lonely.service.ami is not None
-        assert lonely.service.ami.outcomes["channel_unknown"] == 1
+        assert lonely.service.ami.outcomes["not_connected"] == 1
     assert first(result, "Status") == "NOTSURE"
     assert first(result, "Cause") == "NORESULT-0"
     assert_no_call_left(pbx.ami)

@@ -92,10 +92,7 @@ class AmiLink:
             )
 
     async def aclose(self) -> None:
-        self._manager.shut()
-        for waiter in self._waiters.values():
-            waiter.cancel()
-        self._waiters.clear()
+        self._manager.shut()  # calls still waiting for a channel give up at their deadline
 
     # --- channel map ------------------------------------------------------
 
@@ -149,8 +146,14 @@ class AmiLink:
         amd_id = amd_id.lower()
         channel = await self._channel_for(amd_id, deadline - loop.time())
         if channel is None:
-            log.warning("call %s: no %s event seen, cannot set its variables", amd_id, START_EVENT)
-            self.outcomes["channel_unknown"] += 1
+            if self.up:
+                log.warning(
+                    "call %s: no %s event seen, cannot set its variables", amd_id, START_EVENT
+                )
+                self.outcomes["channel_unknown"] += 1
+            else:
+                log.error("call %s: AMI is down, its variables cannot be set", amd_id)
+                self.outcomes["not_connected"] += 1
             return False
         variables = channel_variables(decision)
         actions: list[dict[str, str]] = []
