@@ -78,7 +78,7 @@ async def running_service(settings: Settings, detector: Detector) -> AsyncIterat
             process_request=_http_routes,
             max_size=MAX_MESSAGE_BYTES,
         )
-        stack.push_async_callback(_close_websockets, http)
+        stack.push_async_callback(_close_server, http)
         as_handler = AudioSocketHandler(
             engine.analyze,
             settings.policy,
@@ -88,16 +88,12 @@ async def running_service(settings: Settings, detector: Detector) -> AsyncIterat
         audiosocket = await asyncio.start_server(
             as_handler.handle, settings.audiosocket_host, settings.audiosocket_port
         )
-        stack.push_async_callback(_close_tcp, audiosocket)
+        stack.push_async_callback(_close_server, audiosocket)
         yield Service(http, audiosocket, as_handler, ami)
 
 
-async def _close_websockets(server: Server) -> None:
-    server.close()
-    await server.wait_closed()
-
-
-async def _close_tcp(server: asyncio.Server) -> None:
+async def _close_server(server: Server | asyncio.Server) -> None:
+    """Stop accepting and wait for the open connections' handlers to end."""
     server.close()
     await server.wait_closed()
 

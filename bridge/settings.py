@@ -57,7 +57,9 @@ class Settings:
     step_s: float = _opt(1.0, "further audio before asking again when unsure")
     max_window_s: float = _opt(5.0, "audio after which an unsure answer is NOTSURE")
     threshold: float = _opt(0.8, "confidence needed for HUMAN or MACHINE (0.5-1)")
-    no_audio_timeout_s: float = _opt(5.0, "seconds without audio before NOTSURE/NOAUDIO")
+    no_audio_timeout_s: float = _opt(
+        5.0, "seconds without audio before what was heard is analysed (none: NOTSURE/NOAUDIO)"
+    )
     # Service
     http_host: str = _opt("127.0.0.1", "address of the HTTP/WebSocket listener (0.0.0.0: all)")
     http_port: int = _opt(8080, "port of the HTTP/WebSocket listener (/ws/amd, /healthz)")

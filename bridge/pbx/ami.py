@@ -128,10 +128,6 @@ class AmiLink:
             self._waiters.pop(amd_id, None)
             self._channels.pop(amd_id, None)
 
-    def forget(self, amd_id: str) -> None:
-        """Drop what is known of a call that will not be published."""
-        self._channels.pop(amd_id, None)
-
     # --- publishing -------------------------------------------------------
 
     async def publish(self, amd_id: str, decision: Decision) -> bool:

@@ -35,7 +35,7 @@ class DecisionPolicy:
     step_s: float = 1.0  # then again after each further step ...
     max_window_s: float = 5.0  # ... up to this, where NOTSURE is the answer
     threshold: float = 0.8  # confidence needed for HUMAN or MACHINE
-    no_audio_timeout_s: float = 5.0  # wall seconds without any audio before NOTSURE
+    no_audio_timeout_s: float = 5.0  # wall seconds without audio before analysing what came
 
     def __post_init__(self) -> None:
         if not 0.2 <= self.window_s <= self.max_window_s:

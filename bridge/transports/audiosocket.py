@@ -160,7 +160,7 @@ class _Connection:
             except wire.AudioSocketError as exc:
                 pending, broken = exc.messages, exc  # what came before the bad bytes counts
 
-    def _protocol_error(self, exc: wire.AudioSocketError) -> None:
+    def _protocol_error(self, exc: ProtocolError) -> None:
         self.handler.outcomes["protocol_error"] += 1
         log.warning("call %s: %s", self.call_id, exc)
         self._live(None).fail(exc)
@@ -170,10 +170,9 @@ class _Connection:
         if isinstance(message, wire.Audio):
             call = self._live(message)
             if message.format != call.session.format:
-                exc = ProtocolError(f"audio rate changed mid-call to {message.format.rate} Hz")
-                self.handler.outcomes["protocol_error"] += 1
-                log.warning("call %s: %s", self.call_id, exc)
-                call.fail(exc)
+                self._protocol_error(
+                    ProtocolError(f"audio rate changed mid-call to {message.format.rate} Hz")
+                )
                 return False
             self._answer_with_silence(message)
             call.feed(AudioChunk(message.format, message.data))
@@ -213,7 +212,7 @@ class _Connection:
         self.writer.close()  # wakes the reader, which ends the connection
 
     async def aclose(self) -> None:
-        call = self._live(None) if self.call is None else self.call
+        call = self._live(None)
         call.hangup()  # no-op once decided; a connection that ends undecided is a hang-up
         if self._finisher is not None:
             await self._finisher
