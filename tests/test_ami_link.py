@@ -146,34 +146,23 @@ def test_a_half_open_link_is_dropped_and_the_result_retried_on_a_new_one():
 
 
 def test_asterisk_starting_after_the_bridge_is_picked_up_by_the_backoff():
-    async def scenario(_peer):
-        late = FakeAsterisk()
-        port = _peer.port
-        await _peer.stop()  # nothing listens on the port now
+    async def scenario(peer):
+        port = peer.port
+        await peer.stop()  # nothing listens on the port now
         link = AmiLink(config(port))
         await link.start(wait_s=0.3)
         assert not link.up
-        await late.start(port)
+        await peer.start(port)
         for _ in range(100):
             if link.up:
                 break
             await asyncio.sleep(0.05)
         up = link.up
         await link.aclose()
-        await late.stop()
         return up, link.outcomes
 
-    up, outcomes = run_without_stop(scenario)
+    up, outcomes = run(scenario)
     assert up and outcomes["connect_failures"] >= 1
-
-
-def run_without_stop(scenario):
-    async def main():
-        peer = FakeAsterisk()
-        await peer.start()
-        return await scenario(peer)
-
-    return asyncio.run(main())
 
 
 @pytest.mark.parametrize("secret", ["s3cret"])

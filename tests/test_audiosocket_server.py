@@ -47,6 +47,40 @@ async def read_frames(reader: asyncio.StreamReader) -> list[tuple[int, bytes]]:
         frames.append((kind, await reader.readexactly(length)))
 
 
+async def exchange(port: int, data: bytes) -> list[tuple[int, bytes]]:
+    """Send ``data`` at once; return everything the server sends until it closes."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(data)
+    got = await asyncio.wait_for(read_frames(reader), 5)
+    writer.close()
+    return got
+
+
+async def paced_call(
+    port: int, call_id: uuid.UUID, frames: list[bytes], pause_s: float
+) -> tuple[int, list[tuple[int, bytes]]]:
+    """Send the call id, then one frame per ``pause_s`` until the server ends the call.
+    Returns how many frames were sent and everything the server sent."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(frame(0x01, call_id.bytes))
+    received = asyncio.create_task(read_frames(reader))
+    sent = 0
+    for payload in frames:
+        if received.done():
+            break
+        writer.write(frame(0x10, payload))
+        sent += 1
+        await asyncio.sleep(pause_s)
+    got = await asyncio.wait_for(received, 10)
+    writer.close()
+    return sent, got
+
+
+def call_start(frames: list[bytes]) -> bytes:
+    """A call id and these audio frames, as one write."""
+    return frame(0x01, uuid.uuid4().bytes) + b"".join(frame(0x10, f) for f in frames)
+
+
 def run(detector, scenario, **limits):
     settings = Settings.load(environ={"AMD_NO_AUDIO_TIMEOUT_S": "1"})
     published = Published()
@@ -83,18 +117,7 @@ def test_a_call_gets_silence_back_then_variables_then_hangup(detector, speech_wa
     frames = greeting_frames(speech_wav)
 
     async def scenario(port, handler):
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(frame(0x01, call_id.bytes))
-        received = asyncio.create_task(read_frames(reader))
-        sent = 0
-        for payload in frames:
-            if received.done():
-                break
-            writer.write(frame(0x10, payload))
-            sent += 1
-            await asyncio.sleep(0.002)
-        got = await asyncio.wait_for(received, 10)
-        writer.close()
+        sent, got = await paced_call(port, call_id, frames, 0.002)
         return sent, got, handler.active
 
     (sent, got, active), published = run(detector, scenario)
@@ -113,7 +136,7 @@ def test_a_client_that_closes_mid_call_is_a_hangup(detector, speech_wav):
 
     async def scenario(port, handler):
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(frame(0x01, uuid.uuid4().bytes) + b"".join(frame(0x10, f) for f in frames))
+        writer.write(call_start(frames))
         await writer.drain()
         writer.close()
         for _ in range(100):
@@ -137,11 +160,7 @@ def test_a_client_that_closes_mid_call_is_a_hangup(detector, speech_wav):
 )
 def test_a_bad_first_message_closes_only_that_connection(detector, stream, outcome):
     async def scenario(port, handler):
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(stream)
-        got = await asyncio.wait_for(read_frames(reader), 5)
-        writer.close()
-        return got, handler.outcomes
+        return await exchange(port, stream), handler.outcomes
 
     (got, outcomes), published = run(detector, scenario)
     assert got == [] and outcomes[outcome] == 1 and published.calls == []
@@ -151,12 +170,8 @@ def test_garbage_mid_call_ends_it_as_notsure_error_and_releases_the_channel(dete
     frames = greeting_frames(speech_wav)[:20]
 
     async def scenario(port, handler):
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(frame(0x01, uuid.uuid4().bytes) + b"".join(frame(0x10, f) for f in frames))
-        writer.write(b"\x42\x00\x05hello")  # kind 0x42 does not exist
-        got = await asyncio.wait_for(read_frames(reader), 5)
-        writer.close()
-        return got, handler.outcomes
+        garbage = b"\x42\x00\x05hello"  # kind 0x42 does not exist
+        return await exchange(port, call_start(frames) + garbage), handler.outcomes
 
     (got, outcomes), published = run(detector, scenario)
     assert got[-1] == (0x00, b"")
@@ -167,10 +182,7 @@ def test_garbage_mid_call_ends_it_as_notsure_error_and_releases_the_channel(dete
 
 def test_a_silent_connection_is_dropped_after_the_first_message_timeout(detector):
     async def scenario(port, handler):
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        got = await asyncio.wait_for(read_frames(reader), 5)
-        writer.close()
-        return got, handler.outcomes
+        return await exchange(port, b""), handler.outcomes
 
     (got, outcomes), _ = run(detector, scenario, first_message_timeout_s=0.3)
     assert got == [] and outcomes["no_call_id"] == 1
@@ -180,11 +192,7 @@ def test_a_call_whose_audio_stops_is_decided_at_the_no_audio_timeout(detector, s
     frames = greeting_frames(speech_wav)[:75]  # 1.5 s, then the PBX sends nothing
 
     async def scenario(port, handler):
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(frame(0x01, uuid.uuid4().bytes) + b"".join(frame(0x10, f) for f in frames))
-        got = await asyncio.wait_for(read_frames(reader), 5)
-        writer.close()
-        return got
+        return await exchange(port, call_start(frames))
 
     got, published = run(detector, scenario)
     assert got[-1] == (0x00, b"")
@@ -197,16 +205,7 @@ def test_calls_go_on_while_others_misbehave(detector, speech_wav):
     frames = greeting_frames(speech_wav, seconds=3.0)
 
     async def good_call(port):
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(frame(0x01, uuid.uuid4().bytes))
-        received = asyncio.create_task(read_frames(reader))
-        for payload in frames:
-            if received.done():
-                break
-            writer.write(frame(0x10, payload))
-            await asyncio.sleep(0.005)
-        got = await asyncio.wait_for(received, 10)
-        writer.close()
+        _, got = await paced_call(port, uuid.uuid4(), frames, 0.005)
         return got[-1]
 
     async def bad_call(port, data):
