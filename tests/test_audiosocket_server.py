@@ -5,6 +5,7 @@ from res_audiosocket.c): the call id first, then 20 ms slin frames."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import struct
 import uuid
 
@@ -76,6 +77,15 @@ async def paced_call(
     return sent, got
 
 
+async def connections_left(handler: AudioSocketHandler) -> int:
+    """Open connections once the server has seen our close (it waits for it)."""
+    for _ in range(100):
+        if handler.active == 0:
+            break
+        await asyncio.sleep(0.01)
+    return handler.active
+
+
 def call_start(frames: list[bytes]) -> bytes:
     """A call id and these audio frames, as one write."""
     return frame(0x01, uuid.uuid4().bytes) + b"".join(frame(0x10, f) for f in frames)
@@ -118,7 +128,7 @@ def test_a_call_gets_silence_back_then_variables_then_hangup(detector, speech_wa
 
     async def scenario(port, handler):
         sent, got = await paced_call(port, call_id, frames, 0.002)
-        return sent, got, handler.active
+        return sent, got, await connections_left(handler)
 
     (sent, got, active), published = run(detector, scenario)
     assert got[-1] == (0x00, b""), "the last message is the hangup"
@@ -199,6 +209,39 @@ def test_a_call_whose_audio_stops_is_decided_at_the_no_audio_timeout(detector, s
     decision = published.calls[0][1]
     assert decision.decision_audio_s == pytest.approx(1.5)
     assert decision.status in (Status.MACHINE, Status.NOTSURE)
+
+
+def test_audio_still_in_flight_after_the_hangup_is_not_answered_with_a_reset(detector, speech_wav):
+    """Asterisk goes on writing audio until it has read the hangup message. A server
+    that closed on it would answer that audio with a TCP reset, and a reset can
+    destroy the hangup message before Asterisk reads it; the server half-closes and
+    waits for Asterisk to close instead."""
+    frames = greeting_frames(speech_wav)
+
+    async def scenario(port, handler):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(frame(0x01, uuid.uuid4().bytes))
+        got = []
+        for payload in itertools.islice(itertools.cycle(frames), 2000):
+            writer.write(frame(0x10, payload))
+            await asyncio.sleep(0.002)
+            header = await reader.readexactly(3)
+            got.append((header[0], await reader.readexactly(struct.unpack(">H", header[1:])[0])))
+            if header[0] == 0x00:
+                break
+        for payload in frames[:10]:  # written before the hangup is seen
+            writer.write(frame(0x10, payload))
+            await writer.drain()
+            await asyncio.sleep(0.01)
+        rest = await reader.read()  # an orderly end, not ConnectionResetError
+        writer.close()
+        return got, rest, await connections_left(handler)
+
+    (got, rest, left), published = run(detector, scenario)
+    assert got[-1] == (0x00, b"")
+    assert rest == b"", "nothing follows the hangup message"
+    assert left == 0
+    assert published.calls[0][1].status is Status.MACHINE
 
 
 def test_calls_go_on_while_others_misbehave(detector, speech_wav):

@@ -42,7 +42,7 @@ MAX_UNSENT_BYTES = 64 * 1024
 @dataclass(frozen=True)
 class AudioSocketLimits:
     first_message_timeout_s: float = 5.0  # connection to call id
-    release_timeout_s: float = 2.0  # writing the hangup message
+    release_timeout_s: float = 2.0  # writing the hangup message, then Asterisk closing
 
 
 async def _no_publish(call_id: str, decision: Decision) -> None:
@@ -115,6 +115,7 @@ class _Connection:
         self.clock = clock
         self.call: LiveCall | None = None
         self.released = False
+        self._peer_closed = asyncio.Event()
         self._finisher: asyncio.Task[None] | None = None
 
     def _live(self, message: wire.Audio | None) -> LiveCall:
@@ -135,9 +136,21 @@ class _Connection:
         early: list[wire.Message],
         broken: wire.AudioSocketError | None,
     ) -> None:
+        try:
+            await self._read(reader, parser, early, broken)
+        finally:
+            self._peer_closed.set()
+
+    async def _read(
+        self,
+        reader: asyncio.StreamReader,
+        parser: wire.Parser,
+        early: list[wire.Message],
+        broken: wire.AudioSocketError | None,
+    ) -> None:
         pending = early
         timeout = self.handler.policy.no_audio_timeout_s
-        while not self.released:
+        while True:
             for message in pending:
                 if not self._on_message(message):
                     return
@@ -155,6 +168,9 @@ class _Connection:
             if not data:
                 self._live(None).hangup()  # Asterisk closes the socket when the channel hangs up
                 return
+            if self.released:
+                pending = []  # audio still in flight after our hangup message: discard
+                continue
             try:
                 pending = parser.feed(data)
             except wire.AudioSocketError as exc:
@@ -207,9 +223,18 @@ class _Connection:
             return
         self.released = True
         self.writer.write(wire.encode_hangup())
-        with contextlib.suppress(asyncio.TimeoutError, ConnectionError):
-            await asyncio.wait_for(self.writer.drain(), self.handler.limits.release_timeout_s)
-        self.writer.close()  # wakes the reader, which ends the connection
+        # Closing with Asterisk's audio unread would make the kernel reset the
+        # connection, and a reset can discard the hangup message before Asterisk
+        # reads it. So: send, half-close, and read until Asterisk closes its side.
+        with contextlib.suppress(asyncio.TimeoutError, OSError):
+            await asyncio.wait_for(self._hand_back(), self.handler.limits.release_timeout_s)
+        self.writer.close()  # wakes the reader if Asterisk never closed
+
+    async def _hand_back(self) -> None:
+        await self.writer.drain()
+        if self.writer.can_write_eof():
+            self.writer.write_eof()
+        await self._peer_closed.wait()
 
     async def aclose(self) -> None:
         call = self._live(None)
