@@ -6,26 +6,33 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from urllib.parse import urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
 
 from bridge.engine import Detector, build_batching_engine
 from bridge.pbx.ami import AmiLink
-from bridge.protocols import amd_ws
+from bridge.pbx.esl import EslLink
+from bridge.protocols import amd_ws, audio_fork
 from bridge.settings import Settings
-from bridge.transports.audiosocket import AudioSocketHandler, Publish
+from bridge.transports.audio_fork import AudioForkHandler
+from bridge.transports.audiosocket import AudioSocketHandler
+from bridge.transports.live_call import Publish
 from bridge.transports.ws_amd import AmdWebSocketHandler
 
 log = logging.getLogger(__name__)
 
-# Largest WebSocket message accepted: 1 s of 48 kHz PCM16 is 96 KB; an audio
-# frame is normally 20-100 ms. Larger messages close the connection (1009).
-MAX_MESSAGE_BYTES = 128 * 1024
+# Largest WebSocket message accepted. An audio frame is normally 20-100 ms, but
+# mod_audio_fork sends whatever piled up while its socket was busy, up to its
+# buffer (MOD_AUDIO_FORK_BUFFER_SECS, at most 5 s: 320 KB of 16 kHz stereo).
+# Larger messages close the connection (1009).
+MAX_MESSAGE_BYTES = 512 * 1024
+WEBSOCKET_PATHS = (amd_ws.PATH, audio_fork.PATH)
 
 
 def _http_routes(connection: ServerConnection, request: Request) -> Response | None:
@@ -33,9 +40,34 @@ def _http_routes(connection: ServerConnection, request: Request) -> Response | N
     path = urlsplit(request.path).path
     if path == "/healthz":
         return connection.respond(HTTPStatus.OK, "ok\n")
-    if path != amd_ws.PATH:
+    if path not in WEBSOCKET_PATHS:
         return connection.respond(HTTPStatus.NOT_FOUND, "not found\n")
     return None
+
+
+def _select_subprotocol(
+    connection: ServerConnection, offered: Sequence[Subprotocol]
+) -> Subprotocol | None:
+    """mod_audio_fork's subprotocol when offered; other clients need none."""
+    for name in audio_fork.SUBPROTOCOLS:
+        if name in offered:
+            return Subprotocol(name)
+    return None
+
+
+class _WebSocketRoutes:
+    """Hands each WebSocket to the handler of its path."""
+
+    def __init__(self, amd: AmdWebSocketHandler, fork: AudioForkHandler) -> None:
+        self.amd = amd
+        self.fork = fork
+
+    async def handle(self, ws: ServerConnection) -> None:
+        path = urlsplit(ws.request.path if ws.request else "").path
+        if path == audio_fork.PATH:
+            await self.fork.handle(ws)
+        else:
+            await self.amd.handle(ws)
 
 
 @dataclass
@@ -45,7 +77,9 @@ class Service:
     http: Server
     audiosocket: asyncio.Server
     audiosocket_handler: AudioSocketHandler
+    audio_fork_handler: AudioForkHandler
     ami: AmiLink | None
+    esl: EslLink | None
 
     @property
     def http_port(self) -> int:
@@ -60,36 +94,42 @@ class Service:
 async def running_service(settings: Settings, detector: Detector) -> AsyncIterator[Service]:
     """Start the engine, the PBX link and the listeners; on exit stop and drain."""
     engine = build_batching_engine(settings, detector)
-    ami: AmiLink | None = None
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(engine.aclose)
-        ami_config = settings.ami
-        publish: Publish | None = None
-        if ami_config is not None:
+        ami: AmiLink | None = None
+        ami_publish: Publish | None = None
+        if (ami_config := settings.ami) is not None:
             ami = AmiLink(ami_config)
             await ami.start()
             stack.push_async_callback(ami.aclose)
-            publish = ami.publish
-        ws_handler = AmdWebSocketHandler(engine, settings.policy, settings.analysis_timeout_s)
+            ami_publish = ami.publish
+        esl: EslLink | None = None
+        esl_publish: Publish | None = None
+        if (esl_config := settings.esl) is not None:
+            esl = EslLink(esl_config)
+            await esl.start()
+            stack.push_async_callback(esl.aclose)
+            esl_publish = esl.publish
+        timeout = settings.analysis_timeout_s
+        fork_handler = AudioForkHandler(engine.analyze, settings.policy, timeout, esl_publish)
+        routes = _WebSocketRoutes(
+            AmdWebSocketHandler(engine, settings.policy, timeout), fork_handler
+        )
         http: Server = await serve(
-            ws_handler.handle,
+            routes.handle,
             settings.http_host,
             settings.http_port,
             process_request=_http_routes,
+            select_subprotocol=_select_subprotocol,
             max_size=MAX_MESSAGE_BYTES,
         )
         stack.push_async_callback(_close_server, http)
-        as_handler = AudioSocketHandler(
-            engine.analyze,
-            settings.policy,
-            settings.analysis_timeout_s,
-            publish,
-        )
+        as_handler = AudioSocketHandler(engine.analyze, settings.policy, timeout, ami_publish)
         audiosocket = await asyncio.start_server(
             as_handler.handle, settings.audiosocket_host, settings.audiosocket_port
         )
         stack.push_async_callback(_close_server, audiosocket)
-        yield Service(http, audiosocket, as_handler, ami)
+        yield Service(http, audiosocket, as_handler, fork_handler, ami, esl)
 
 
 async def _close_server(server: Server | asyncio.Server) -> None:
@@ -105,17 +145,21 @@ async def serve_forever(settings: Settings, detector: Detector) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with running_service(settings, detector) as service:
+        http = f"{settings.http_host}:{service.http_port}"
         log.info(
-            "listening on ws://%s:%d%s, http://%s:%d/healthz and AudioSocket %s:%d",
-            settings.http_host,
-            service.http_port,
+            "listening on ws://%s%s (generic), ws://%s%s (FreeSWITCH mod_audio_fork), "
+            "http://%s/healthz and AudioSocket %s:%d (Asterisk)",
+            http,
             amd_ws.PATH,
-            settings.http_host,
-            service.http_port,
+            http,
+            audio_fork.PATH,
+            http,
             settings.audiosocket_host,
             service.audiosocket_port,
         )
         if service.ami is None:
-            log.info("no PBX link configured: results go back on the WebSocket and to the log")
+            log.info("no AMI link configured: AudioSocket results are only logged")
+        if service.esl is None:
+            log.info("no event socket link configured: audio fork results go back on the socket")
         await stop.wait()
         log.info("shutting down")

@@ -19,6 +19,7 @@ from bridge.engine.asr import AsrOptions
 from bridge.engine.models import EMBEDDED, default_classifier_path, resolve_whisper_model
 from bridge.errors import ConfigError
 from bridge.pbx.ami import AmiConfig
+from bridge.pbx.esl import EslConfig
 from bridge.session.call import DecisionPolicy
 
 
@@ -72,6 +73,12 @@ class Settings:
     ami_secret: str = _opt("", "AMI secret of that user", secret=True)
     ami_timeout_s: float = _opt(2.0, "deadline for one AMI action")
     ami_retry_s: float = _opt(3.0, "how long a call's result is retried while AMI is down")
+    # FreeSWITCH event socket: where decisions become channel variables
+    esl_host: str = _opt("", "FreeSWITCH event socket host; empty: no ESL link")
+    esl_port: int = _opt(8021, "FreeSWITCH event socket port")
+    esl_password: str = _opt("", "event socket password (event_socket.conf.xml)", secret=True)
+    esl_timeout_s: float = _opt(2.0, "deadline for one event socket command")
+    esl_retry_s: float = _opt(3.0, "how long a call's result is retried while ESL is down")
     # Logging
     log_level: str = _opt("INFO", "log level", ("DEBUG", "INFO", "WARNING", "ERROR"))
     log_format: str = _opt("text", "log line format", ("text", "json"))
@@ -114,6 +121,19 @@ class Settings:
             secret=self.ami_secret,
             action_timeout_s=self.ami_timeout_s,
             publish_deadline_s=self.ami_retry_s,
+        )
+
+    @property
+    def esl(self) -> EslConfig | None:
+        """The event socket link's settings, or None when no ESL is configured."""
+        if not self.esl_host:
+            return None
+        return EslConfig(
+            host=self.esl_host,
+            port=self.esl_port,
+            password=self.esl_password,
+            command_timeout_s=self.esl_timeout_s,
+            publish_deadline_s=self.esl_retry_s,
         )
 
     def classifier_path(self) -> Path:
@@ -188,13 +208,19 @@ class Settings:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{self.env_name(name)} must be at least 1")
-        for name in ("http_port", "audiosocket_port", "ami_port"):
+        for name in ("http_port", "audiosocket_port", "ami_port", "esl_port"):
             if not 0 <= getattr(self, name) <= 65535:
                 raise ConfigError(f"{self.env_name(name)} must be a TCP port number (0-65535)")
         if self.ami_host and not (self.ami_user and self.ami_secret):
             raise ConfigError("AMD_AMI_HOST is set: AMD_AMI_USER and AMD_AMI_SECRET are needed too")
         if self.ami_timeout_s <= 0 or self.ami_retry_s < 0:
             raise ConfigError("AMD_AMI_TIMEOUT_S must be positive and AMD_AMI_RETRY_S not negative")
+        if self.esl_host and not self.esl_password:
+            raise ConfigError("AMD_ESL_HOST is set: AMD_ESL_PASSWORD is needed too")
+        if any(ch in self.esl_password + self.ami_secret for ch in "\r\n\0"):
+            raise ConfigError("AMD_ESL_PASSWORD and AMD_AMI_SECRET must be one line")
+        if self.esl_timeout_s <= 0 or self.esl_retry_s < 0:
+            raise ConfigError("AMD_ESL_TIMEOUT_S must be positive and AMD_ESL_RETRY_S not negative")
         if self.asr_threads < 0:
             raise ConfigError("AMD_ASR_THREADS must be 0 (automatic) or more")
         if self.batch_wait_ms < 0 or self.batch_wait_ms > 1000:

@@ -14,22 +14,19 @@ import asyncio
 import collections
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bridge.audio import AudioChunk
 from bridge.audio.chunk import SLIN_8K
 from bridge.errors import ProtocolError
 from bridge.protocols import audiosocket as wire
-from bridge.session import CallSession, Decision, DecisionPolicy
+from bridge.session import CallSession, DecisionPolicy
 from bridge.session.recording import Analyze
 from bridge.transports.call_log import log_call
-from bridge.transports.live_call import LiveCall
+from bridge.transports.live_call import LiveCall, Publish, no_publish
 
 log = logging.getLogger(__name__)
-
-# Publishes a decision to the PBX; returns once done or given up (never raises).
-Publish = Callable[[str, Decision], Awaitable[object]]
 
 READ_BYTES = 8192
 # Largest message accepted from Asterisk: 100 ms of 48 kHz slin is 9600 bytes;
@@ -43,10 +40,6 @@ MAX_UNSENT_BYTES = 64 * 1024
 class AudioSocketLimits:
     first_message_timeout_s: float = 5.0  # connection to call id
     release_timeout_s: float = 2.0  # writing the hangup message, then Asterisk closing
-
-
-async def _no_publish(call_id: str, decision: Decision) -> None:
-    return None
 
 
 class AudioSocketHandler:
@@ -63,7 +56,7 @@ class AudioSocketHandler:
         self.analyze = analyze
         self.policy = policy
         self.analysis_timeout_s = analysis_timeout_s
-        self.publish = publish or _no_publish
+        self.publish = publish or no_publish
         self.limits = limits
         self.active = 0
         self.outcomes: collections.Counter[str] = collections.Counter()

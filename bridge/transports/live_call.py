@@ -9,11 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from bridge.audio import AudioChunk
 from bridge.session import AnalysisRequest, CallSession, Decision
 from bridge.session.recording import Analyze, settle
+
+# Publishes a call's decision to the PBX (channel id, decision); returns once done
+# or given up, and never raises.
+Publish = Callable[[str, Decision], Awaitable[object]]
+
+
+async def no_publish(call_id: str, decision: Decision) -> None:
+    """For a service with no PBX link: the decision goes back on the stream only."""
 
 
 class LiveCall:

@@ -1,0 +1,131 @@
+"""The ``/ws/audio-fork`` endpoint: one WebSocket from FreeSWITCH's mod_audio_fork per call.
+
+Per connection: take the stream's rate, mix and channel uuid from the URL and
+the metadata frame, feed the callee's audio to a call session (analysis runs
+beside the reading, so the module's buffer never backs up), and once it
+decides hand the decision to the PBX link (which sets the channel variables),
+then send it as a ``json`` frame (a ``mod_audio_fork::json`` event in
+FreeSWITCH) and close. A connection that closes first is a hang-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import uuid
+
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from bridge.audio import AudioChunk
+from bridge.errors import ProtocolError
+from bridge.protocols import audio_fork as wire
+from bridge.session import CallSession, DecisionPolicy
+from bridge.session.recording import Analyze
+from bridge.transports.call_log import log_call
+from bridge.transports.live_call import LiveCall, Publish, no_publish
+
+log = logging.getLogger(__name__)
+
+FIRST_MESSAGE_TIMEOUT_S = 5.0
+CLOSE_TIMEOUT_S = 2.0
+
+
+class AudioForkHandler:
+    """One instance per HTTP server; ``handle`` runs once per fork connection."""
+
+    def __init__(
+        self,
+        analyze: Analyze,
+        policy: DecisionPolicy,
+        analysis_timeout_s: float,
+        publish: Publish | None = None,
+    ) -> None:
+        self.analyze = analyze
+        self.policy = policy
+        self.analysis_timeout_s = analysis_timeout_s
+        self.publish = publish or no_publish
+        self.active = 0
+        self.outcomes: collections.Counter[str] = collections.Counter()
+
+    async def handle(self, ws: ServerConnection) -> None:
+        self.active += 1
+        try:
+            await self._handle(ws)
+        except ConnectionClosed:
+            pass  # closed before the call started: nothing to decide
+        except Exception:
+            self.outcomes["internal_error"] += 1
+            log.exception("audio fork connection failed")
+        finally:
+            self.active -= 1
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        try:
+            params = wire.params_from_path(ws.request.path if ws.request else "")
+            first: str | bytes | None = await asyncio.wait_for(ws.recv(), FIRST_MESSAGE_TIMEOUT_S)
+            if isinstance(first, str):
+                params = wire.params_with_metadata(params, first)
+                first = None
+        except (ProtocolError, asyncio.TimeoutError) as exc:
+            reason = str(exc) if isinstance(exc, ProtocolError) else "no data in time"
+            self.outcomes["refused"] += 1
+            log.warning("audio fork connection refused: %s", reason)
+            with contextlib.suppress(ConnectionClosed):
+                await ws.send(wire.error_message(reason))
+            await ws.close(1008, reason[:120])
+            return
+        if params.uuid is None:
+            self.outcomes["no_uuid"] += 1
+            log.warning("audio fork call without a channel uuid: its variables cannot be set")
+        loop = asyncio.get_running_loop()
+        call_id = params.uuid or uuid.uuid4().hex
+        session = CallSession(call_id, params.format, self.policy, loop.time())
+        call = LiveCall(session, self.analyze, self.analysis_timeout_s, loop.time)
+        finisher = asyncio.create_task(self._finish(ws, call, params))
+        try:
+            await self._read(ws, call, params, first)
+        finally:
+            call.hangup()  # no-op once decided; a fork that ends undecided is a hang-up
+            await finisher
+            await call.aclose()
+
+    async def _read(
+        self, ws: ServerConnection, call: LiveCall, params: wire.ForkParams, first: object
+    ) -> None:
+        left = wire.LeftChannel(params.channels)
+        pending = [first] if first is not None else []
+        while True:
+            for message in pending:
+                if isinstance(message, bytes):
+                    if not message:  # graceful-shutdown: no more audio is coming
+                        call.end_of_stream()
+                        continue
+                    call.feed(AudioChunk(params.format, left.feed(message)))
+                else:
+                    self.outcomes["text_ignored"] += 1  # uuid_audio_fork ... send_text
+            try:
+                message = await asyncio.wait_for(ws.recv(), self.policy.no_audio_timeout_s)
+            except asyncio.TimeoutError:
+                call.check_timeouts()
+                pending = []
+                continue
+            except ConnectionClosed as exc:
+                if exc.sent is not None and exc.sent.code == 1009:  # we refused a huge frame
+                    self.outcomes["protocol_error"] += 1
+                    call.fail(ProtocolError(f"frame too large: {exc.sent.reason}"))
+                return
+            pending = [message]
+
+    async def _finish(self, ws: ServerConnection, call: LiveCall, params: wire.ForkParams) -> None:
+        decision = await call.decided
+        if params.uuid is not None:
+            await self.publish(params.uuid, decision)
+        self.outcomes[decision.status.value] += 1
+        log_call(call.session, "audio_fork")
+        with contextlib.suppress(ConnectionClosed):
+            await ws.send(wire.result_message(decision, params.uuid))
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(ws.close(), CLOSE_TIMEOUT_S)
