@@ -210,31 +210,27 @@ class EslLink:
             self.config.connect_timeout_s,
         )
         self._writer = writer
-        parser = esl.Parser()
-        await self._authenticate(reader, writer, parser)
+        inbox = _Inbox(reader)
+        await asyncio.wait_for(self._authenticate(inbox, writer), self.config.connect_timeout_s)
         log.info("FreeSWITCH event socket up at %s:%d", self.config.host, self.config.port)
         self._up.set()
         self._first_attempt.set()
         try:
-            while data := await reader.read(READ_BYTES):
-                for message in parser.feed(data):
-                    self._on_message(message)
+            while True:
+                self._on_message(await inbox.next())
         finally:
             if self._up.is_set() and not self._closing:
                 self.outcomes["disconnects"] += 1
                 log.warning("FreeSWITCH event socket connection lost; reconnecting")
 
-    async def _authenticate(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, parser: esl.Parser
-    ) -> None:
-        timeout = self.config.connect_timeout_s
-        greeting = await asyncio.wait_for(_next_message(reader, parser), timeout)
+    async def _authenticate(self, inbox: _Inbox, writer: asyncio.StreamWriter) -> None:
+        greeting = await inbox.next()
         if greeting.content_type == esl.RUDE_REJECTION:
             raise _Refused(greeting.body.decode("utf-8", "replace").strip() or "access denied")
         if greeting.content_type != esl.AUTH_REQUEST:
             raise esl.EslError(f"expected auth/request, got {greeting.content_type!r}")
         writer.write(esl.auth(self.config.password))
-        reply = await asyncio.wait_for(_next_message(reader, parser), timeout)
+        reply = await inbox.next()
         if not reply.ok:
             raise _Refused(reply.reply or "authentication failed")
 
@@ -261,16 +257,21 @@ class EslLink:
             self._writer = None
 
 
-async def _next_message(reader: asyncio.StreamReader, parser: esl.Parser) -> esl.EslMessage:
-    pending: list[esl.EslMessage] = []
-    while not pending:
-        data = await reader.read(READ_BYTES)
-        if not data:
-            raise ConnectionError("closed by FreeSWITCH")
-        pending = parser.feed(data)
-    if len(pending) > 1:
-        raise esl.EslError("unexpected messages during authentication")
-    return pending[0]
+class _Inbox:
+    """Whole messages from one connection, one at a time."""
+
+    def __init__(self, reader: asyncio.StreamReader) -> None:
+        self._reader = reader
+        self._parser = esl.Parser()
+        self._messages: collections.deque[esl.EslMessage] = collections.deque()
+
+    async def next(self) -> esl.EslMessage:
+        while not self._messages:
+            data = await self._reader.read(READ_BYTES)
+            if not data:
+                raise ConnectionError("closed by FreeSWITCH")
+            self._messages.extend(self._parser.feed(data))
+        return self._messages.popleft()
 
 
 def _result_event(channel_uuid: str, decision: Decision, variables: dict[str, str]) -> bytes:

@@ -54,8 +54,12 @@ class AudioForkHandler:
         self.active += 1
         try:
             await self._handle(ws)
-        except ConnectionClosed:
-            pass  # closed before the call started: nothing to decide
+        except ConnectionClosed as exc:  # closed before the call started: nothing to decide
+            if _too_large(exc):
+                self.outcomes["protocol_error"] += 1
+                log.warning(
+                    "audio fork connection dropped: %s", exc.sent.reason if exc.sent else ""
+                )
         except Exception:
             self.outcomes["internal_error"] += 1
             log.exception("audio fork connection failed")
@@ -113,9 +117,11 @@ class AudioForkHandler:
                 pending = []
                 continue
             except ConnectionClosed as exc:
-                if exc.sent is not None and exc.sent.code == 1009:  # we refused a huge frame
+                if _too_large(exc):
                     self.outcomes["protocol_error"] += 1
-                    call.fail(ProtocolError(f"frame too large: {exc.sent.reason}"))
+                    reason = exc.sent.reason if exc.sent else ""
+                    log.warning("call %s: %s", call.session.call_id, reason)
+                    call.fail(ProtocolError(f"frame too large: {reason}"))
                 return
             pending = [message]
 
@@ -129,3 +135,8 @@ class AudioForkHandler:
             await ws.send(wire.result_message(decision, params.uuid))
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(ws.close(), CLOSE_TIMEOUT_S)
+
+
+def _too_large(exc: ConnectionClosed) -> bool:
+    """We closed the connection because a frame passed the size limit (1009)."""
+    return exc.sent is not None and exc.sent.code == 1009

@@ -1,0 +1,290 @@
+"""A FreeSWITCH event socket listener, written from ``mod_event_socket.c``.
+
+What it does as FreeSWITCH does, byte for byte:
+
+- greets with ``Content-Type: auth/request\\n\\n`` (or, when the ACL refuses the
+  peer, ``text/rude-rejection`` and a close);
+- reads packets as ``read_packet`` does: the first line is the command, then
+  ``Name: value`` lines until two ``\\n`` with only ``\\r`` between them, then
+  ``Content-Length`` bytes of body;
+- answers as ``parse_command``/``listener_run``/``api_exec`` do:
+  ``Content-Type: command/reply\\nReply-Text: ...\\n\\n`` for commands,
+  ``Content-Type: api/response\\nContent-Length: N\\n\\n`` + output for ``api``;
+- a wrong password gets ``-ERR invalid``, then the disconnect notice, then a close.
+
+The API commands a campaign needs are emulated from ``mod_commands.c`` and
+``mod_audio_fork.c`` (argument splitting from ``switch_utils.c``): uuid_setvar,
+uuid_getvar, uuid_transfer, uuid_kill, originate, uuid_audio_fork. Originating
+a call answers it at once and runs ``on_answer`` (a test hook) with its uuid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid as uuidlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from tests.freeswitch.fork_client import ForkResult, fork_call, interleave
+from tests.freeswitch.switch_strings import separate_string
+
+DISCONNECT_TEXT = "Disconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n"
+
+
+@dataclass
+class Channel:
+    uuid: str
+    variables: dict[str, str] = field(default_factory=dict)
+    transferred_to: str | None = None
+    killed: bool = False
+
+
+@dataclass
+class Packet:
+    command: str
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+class FakeFreeSwitch:
+    def __init__(self, password: str = "s3cret-esl") -> None:
+        self.password = password
+        self.channels: dict[str, Channel] = {}
+        self.commands: list[str] = []  # every command line, in order
+        self.events: list[Packet] = []  # what sendevent fired
+        self.api_log: list[tuple[str, str]] = []  # (command line, output)
+        self.silent = False  # read commands but never answer (a half-open link)
+        self.refuse_peer = False  # the listener's ACL says no
+        self.logins = 0
+        self.on_answer: Callable[[Channel], Awaitable[None]] | None = None
+        # the callee's audio, PCM16 at the rate a fork asks for: (channel, rate) -> bytes
+        self.callee_audio: Callable[[Channel, int], bytes] | None = None
+        self.forks: dict[str, ForkResult] = {}
+        self.background: set[asyncio.Task[None]] = set()
+        self.server: asyncio.Server | None = None
+        self.writers: list[asyncio.StreamWriter] = []
+        self.port = 0
+
+    def add_channel(self, channel_uuid: str | None = None) -> Channel:
+        channel = Channel(channel_uuid or str(uuidlib.uuid4()))
+        self.channels[channel.uuid] = channel
+        return channel
+
+    async def start(self, port: int = 0) -> None:
+        self.server = await asyncio.start_server(self._listener, "127.0.0.1", port)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        for w in self.writers:
+            w.close()
+        await self.server.wait_closed()
+        for task in self.background:
+            task.cancel()
+
+    def drop_connections(self) -> None:
+        for w in self.writers:
+            w.close()
+
+    # --- listener_run --------------------------------------------------------
+
+    async def _listener(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.writers.append(writer)
+        # CancelledError: the test ended with the connection open
+        with contextlib.suppress(
+            ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError
+        ):
+            if self.refuse_peer:
+                message = "Access Denied, go away.\n"
+                writer.write(
+                    f"Content-Type: text/rude-rejection\nContent-Length: {len(message)}\n\n"
+                    f"{message}".encode()
+                )
+                return
+            writer.write(b"Content-Type: auth/request\n\n")
+            authed = False
+            while True:
+                packet = await read_packet(reader)
+                self.commands.append(packet.command)
+                if self.silent:
+                    continue
+                cmd = packet.command
+                if cmd.lower().startswith("exit"):
+                    self._reply(writer, "+OK bye")
+                    break
+                if not authed:
+                    if cmd.startswith("auth "):
+                        if cmd[5:] == self.password:
+                            authed = True
+                            self.logins += 1
+                            self._reply(writer, "+OK accepted")
+                            continue
+                        self._reply(writer, "-ERR invalid")
+                        break
+                    self._reply(writer, "-ERR command not found")
+                    continue
+                if cmd.startswith("api "):
+                    api_cmd, _, arg = cmd[4:].partition(" ")
+                    output = await self._api(api_cmd, arg)
+                    self.api_log.append((cmd, output))
+                    body = output.encode()
+                    writer.write(
+                        f"Content-Type: api/response\nContent-Length: {len(body)}\n\n".encode()
+                        + body
+                    )
+                elif cmd.startswith("sendevent"):
+                    self.events.append(packet)
+                    self._reply(writer, f"+OK {uuidlib.uuid4()}")
+                else:
+                    self._reply(writer, "-ERR command not found")
+            message = DISCONNECT_TEXT.encode()
+            writer.write(
+                f"Content-Type: text/disconnect-notice\nContent-Length: {len(message)}\n\n".encode()
+                + message
+            )
+        writer.close()
+
+    @staticmethod
+    def _reply(writer: asyncio.StreamWriter, text: str) -> None:
+        writer.write(f"Content-Type: command/reply\nReply-Text: {text}\n\n".encode())
+
+    # --- the API commands ------------------------------------------------------
+
+    async def _api(self, api_cmd: str, arg: str) -> str:
+        handlers = {
+            "uuid_setvar": self._uuid_setvar,
+            "uuid_getvar": self._uuid_getvar,
+            "uuid_transfer": self._uuid_transfer,
+            "uuid_kill": self._uuid_kill,
+            "originate": self._originate,
+            "uuid_audio_fork": self._uuid_audio_fork,
+        }
+        handler = handlers.get(api_cmd)
+        if handler is None:
+            return f"-ERR {api_cmd} Command not found!\n"
+        return await handler(arg.strip())
+
+    async def _uuid_setvar(self, arg: str) -> str:
+        argv = separate_string(arg, 3)
+        if len(argv) not in (2, 3) or not argv[0]:
+            return "-USAGE: <uuid> <var> [value]\n"
+        channel = self.channels.get(argv[0])
+        if channel is None:
+            return "-ERR No such channel!\n"
+        if len(argv) == 3:
+            channel.variables[argv[1]] = argv[2]
+        else:
+            channel.variables.pop(argv[1], None)
+        return "+OK\n"
+
+    async def _uuid_getvar(self, arg: str) -> str:
+        argv = separate_string(arg, 2)
+        if len(argv) != 2:
+            return "-USAGE: <uuid> <var>\n"
+        channel = self.channels.get(argv[0])
+        if channel is None:
+            return "-ERR No such channel!\n"
+        return channel.variables.get(argv[1], "_undef_")
+
+    async def _uuid_transfer(self, arg: str) -> str:
+        argv = separate_string(arg, 5)
+        channel = self.channels.get(argv[0]) if argv else None
+        if channel is None:
+            return "-ERR No such channel!\n"
+        channel.transferred_to = " ".join(argv[1:])
+        return "+OK\n"
+
+    async def _uuid_kill(self, arg: str) -> str:
+        argv = separate_string(arg, 2)
+        channel = self.channels.pop(argv[0], None) if argv else None
+        if channel is None:
+            return "-ERR No such channel!\n"
+        channel.killed = True
+        return "+OK\n"
+
+    async def _originate(self, arg: str) -> str:
+        """``originate {origination_uuid=U,...}<dialstring> <exten> XML <context>``:
+        the callee answers at once and the test's ``on_answer`` plays its part."""
+        argv = separate_string(arg, 4)
+        if len(argv) < 2:
+            return "-USAGE: <call url> <exten>|&<application_name>(<app_args>)\n"
+        channel_vars: dict[str, str] = {}
+        url = argv[0]
+        if url.startswith("{") and "}" in url:
+            block, url = url[1:].split("}", 1)
+            for pair in block.split(","):
+                name, _, value = pair.partition("=")
+                channel_vars[name] = value
+        channel = self.add_channel(channel_vars.get("origination_uuid"))
+        channel.variables.update(channel_vars)
+        channel.variables["destination"] = " ".join(argv[1:])
+        if self.on_answer is not None:
+            task = asyncio.create_task(self.on_answer(channel))
+            self.background.add(task)
+            task.add_done_callback(self.background.discard)
+        return f"+OK {channel.uuid}\n"
+
+    async def _uuid_audio_fork(self, arg: str) -> str:
+        # mod_audio_fork.c: argv[6]; start needs <uuid> start <url> <mix> <rate> [metadata]
+        argv = separate_string(arg, 6)
+        if len(argv) < 2 or (argv[1] == "start" and len(argv) < 4):
+            return "-USAGE: <uuid> [start | stop ] [wss-url | path] [mono | mixed | stereo]\n"
+        channel = self.channels.get(argv[0])
+        if channel is None:
+            return "-ERR Operation Failed\n"
+        if argv[1] != "start":
+            return "+OK Success\n"
+        mix, raw_rate = argv[3], (argv[4] if len(argv) > 4 else "8k")
+        if mix not in ("mono", "mixed", "stereo"):
+            return "-ERR Operation Failed\n"
+        rate = {"16k": 16000, "8k": 8000}.get(raw_rate) or int(raw_rate)
+        if rate % 8000 or self.callee_audio is None:
+            return "-ERR Operation Failed\n"
+        pcm = self.callee_audio(channel, rate)
+        channels = 2 if mix == "stereo" else 1
+        if channels == 2:  # the callee (read) on the left, silence written to it on the right
+            pcm = interleave(pcm, bytes(len(pcm)))
+        metadata = argv[5] if len(argv) > 5 else None
+        task = asyncio.create_task(self._fork(channel, argv[2], metadata, pcm, rate, channels))
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+        return "+OK Success\n"
+
+    async def _fork(
+        self, channel: Channel, url: str, metadata: str | None, pcm: bytes, rate: int, ch: int
+    ) -> None:
+        self.forks[channel.uuid] = await fork_call(url, metadata, pcm, rate, ch)
+
+
+async def read_packet(reader: asyncio.StreamReader) -> Packet:
+    """mod_event_socket's read_packet: line ends before a packet are dropped; the
+    block ends at the second ``\\n`` with only ``\\r`` between; Content-Length
+    is read from the header lines and that many body bytes follow."""
+    buffer = bytearray()
+    crcount = 0
+    while True:
+        byte = await reader.readexactly(1)
+        if not buffer and byte in b"\r\n":
+            continue  # "bah"
+        buffer += byte
+        if byte == b"\n":
+            crcount += 1
+        elif byte != b"\r":
+            crcount = 0
+        if crcount == 2:
+            break
+    lines = [ln for ln in bytes(buffer).replace(b"\r", b"\n").split(b"\n") if ln]
+    command = lines[0].decode()
+    headers = []
+    body = b""
+    for raw in lines[1:]:
+        name, colon, value = raw.decode().partition(":")
+        if not colon:
+            continue
+        value = value.lstrip(" ")
+        headers.append((name, value))
+        if name.lower() == "content-length" and int(value) > 0:
+            body = await reader.readexactly(int(value))
+    return Packet(command, headers, body)
