@@ -219,6 +219,7 @@ class FakeFreeSwitch:
                 channel_vars[name] = value
         channel = self.add_channel(channel_vars.get("origination_uuid"))
         channel.variables.update(channel_vars)
+        channel.variables["dialstring"] = url
         channel.variables["destination"] = " ".join(argv[1:])
         if self.on_answer is not None:
             task = asyncio.create_task(self.on_answer(channel))

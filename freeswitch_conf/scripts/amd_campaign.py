@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""Place campaign calls on FreeSWITCH and branch on amd-bridge's answer.
+
+For each number: originate it (``originate`` returns once the callee answers),
+start mod_audio_fork toward amd-bridge, wait for ``AMDSTATUS`` on the channel
+(with a timeout), stop the fork, then transfer the call to the human or machine
+extension of ``dialplan/amd_bridge.xml`` (or let it go when the callee hung up).
+One JSON line per call goes to stdout.
+
+    python3 amd_campaign.py --password amd-bridge-change-me \\
+        --dialstring 'sofia/gateway/carrier/{number}' +15551234567 +15557654321
+
+Uses the event socket codec of amd-bridge (``pip install amd-bridge``) over a
+plain blocking socket; run it where the bridge is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+
+from bridge.protocols import esl
+
+UNDEFINED = "_undef_"  # what uuid_getvar answers for a variable that is not set
+
+
+class EslError(Exception):
+    pass
+
+
+class EventSocket:
+    """A blocking event socket connection: authenticate, then one api call at a time."""
+
+    def __init__(self, host: str, port: int, password: str, timeout_s: float = 40.0) -> None:
+        self.sock = socket.create_connection((host, port), timeout=timeout_s)
+        self.parser = esl.Parser()
+        self.pending: list[esl.EslMessage] = []
+        try:
+            if self._next().content_type != esl.AUTH_REQUEST:
+                raise EslError("not a FreeSWITCH event socket")
+            self.sock.sendall(esl.auth(password))
+            reply = self._next()
+            if not reply.ok:
+                raise EslError(f"authentication refused: {reply.reply}")
+        except BaseException:
+            self.sock.close()
+            raise
+
+    def api(self, line: str) -> str:
+        self.sock.sendall(esl.api(line))
+        while True:
+            message = self._next()
+            if message.content_type == esl.API_RESPONSE:
+                return message.body.decode("utf-8", "replace").strip()
+            if message.content_type == esl.DISCONNECT_NOTICE:
+                raise EslError("FreeSWITCH closed the event socket")
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def _next(self) -> esl.EslMessage:
+        while not self.pending:
+            data = self.sock.recv(65536)
+            if not data:
+                raise EslError("FreeSWITCH closed the event socket")
+            self.pending += self.parser.feed(data)
+        return self.pending.pop(0)
+
+
+@dataclass
+class CallOutcome:
+    number: str
+    uuid: str
+    answered: bool
+    amdstatus: str
+    amdcause: str
+    waited_s: float
+    action: str
+
+
+def place_call(
+    fs: EventSocket, number: str, args: argparse.Namespace, call_uuid: str | None = None
+) -> CallOutcome:
+    call_uuid = call_uuid or str(uuid.uuid4())
+    dialstring = args.dialstring.format(number=number)
+    originated = fs.api(
+        f"originate {{origination_uuid={call_uuid},ignore_early_media=true,"
+        f"originate_timeout={args.ring_timeout}}}{dialstring} &park()"
+    )
+    if not originated.startswith("+OK"):
+        return CallOutcome(number, call_uuid, False, "", "", 0.0, f"not answered: {originated}")
+    metadata = json.dumps({"uuid": call_uuid}, separators=(",", ":"))
+    fork = fs.api(f"uuid_audio_fork {call_uuid} start {args.bridge_url} mono 16k {metadata}")
+    started = time.monotonic()
+    status = cause = ""
+    if fork.startswith("+OK"):
+        status, cause = wait_for_result(fs, call_uuid, args.amd_timeout)
+        fs.api(f"uuid_audio_fork {call_uuid} stop")
+    waited = round(time.monotonic() - started, 2)
+    if not status:
+        status, cause = "NOTSURE", "TIMEOUT" if fork.startswith("+OK") else "NOFORK"
+    if status == "HANGUP":
+        action = "none (callee hung up)"
+    else:
+        target = args.machine_extension if status == "MACHINE" else args.human_extension
+        reply = fs.api(f"uuid_transfer {call_uuid} {target} XML {args.context}")
+        action = f"transfer {target}: {reply}"
+    return CallOutcome(number, call_uuid, True, status, cause, waited, action)
+
+
+def wait_for_result(fs: EventSocket, call_uuid: str, timeout_s: float) -> tuple[str, str]:
+    """Poll ``AMDSTATUS`` until the bridge sets it, the channel goes, or time is up."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = fs.api(f"uuid_getvar {call_uuid} AMDSTATUS")
+        if status.startswith("-ERR"):  # no such channel: the callee hung up
+            return "HANGUP", "HANGUP"
+        if status and status != UNDEFINED:
+            return status, fs.api(f"uuid_getvar {call_uuid} AMDCAUSE")
+        time.sleep(0.1)
+    return "", ""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("numbers", nargs="+")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8021)
+    parser.add_argument("--password", required=True)
+    parser.add_argument("--dialstring", default="sofia/gateway/carrier/{number}")
+    parser.add_argument("--bridge-url", default="ws://127.0.0.1:8080/ws/audio-fork")
+    parser.add_argument("--ring-timeout", type=int, default=30)
+    parser.add_argument("--amd-timeout", type=float, default=8.0, help="seconds to wait for AMD")
+    parser.add_argument("--context", default="amd")
+    parser.add_argument("--human-extension", default="amd_human")
+    parser.add_argument("--machine-extension", default="amd_machine")
+    args = parser.parse_args(argv)
+    try:
+        fs = EventSocket(args.host, args.port, args.password)
+    except (OSError, EslError) as exc:
+        print(f"amd_campaign: cannot use the event socket: {exc}", file=sys.stderr)
+        return 2
+    try:
+        for number in args.numbers:
+            outcome = place_call(fs, number, args)
+            print(json.dumps(outcome.__dict__), flush=True)
+    finally:
+        fs.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""freeswitch_conf/scripts/amd_campaign.py end to end: it originates calls on a
+FreeSWITCH event socket (the listener written from mod_event_socket.c), starts
+mod_audio_fork toward the bridge (the module's client plays each callee's
+speech), waits for AMDSTATUS and transfers each call to its extension."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from bridge.server import running_service
+from tests.freeswitch.esl_server import FakeFreeSwitch
+from tests.test_engine_real import HUMAN_OPENER, MACHINE_GREETING
+from tests.test_freeswitch_fork import PASSWORD, audio, settings_for
+
+pytestmark = pytest.mark.slow
+SCRIPT = Path(__file__).parents[1] / "freeswitch_conf" / "scripts" / "amd_campaign.py"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("amd_campaign", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_campaign_script_branches_on_the_bridge_answer(detector, speech_wav, capsys):
+    campaign = load_script()
+    speech = {"+15550001": MACHINE_GREETING, "+15550002": HUMAN_OPENER}
+
+    async def main():
+        fake = FakeFreeSwitch(PASSWORD)
+        fake.callee_audio = lambda channel, rate: audio(
+            speech_wav, speech[channel.variables["dialstring"].rsplit("/", 1)[1]], rate
+        )
+        await fake.start()
+        try:
+            async with running_service(settings_for(fake.port), detector) as service:
+                argv = [
+                    "--port",
+                    str(fake.port),
+                    "--password",
+                    PASSWORD,
+                    "--bridge-url",
+                    f"ws://127.0.0.1:{service.http_port}/ws/audio-fork",
+                    *speech,
+                ]
+                code = await asyncio.to_thread(campaign.main, argv)
+                return code, fake.channels, fake.commands
+        finally:
+            await fake.stop()
+
+    code, channels, commands = asyncio.run(main())
+    assert code == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    by_number = {line["number"]: line for line in lines}
+    assert by_number["+15550001"]["amdstatus"] == "MACHINE"
+    assert by_number["+15550002"]["amdstatus"] == "HUMAN"
+    machine = channels[by_number["+15550001"]["uuid"]]
+    human = channels[by_number["+15550002"]["uuid"]]
+    assert machine.transferred_to == "amd_machine XML amd"
+    assert human.transferred_to == "amd_human XML amd"
+    assert machine.variables["AMDCAUSE"] == by_number["+15550001"]["amdcause"]
+    assert any(c.startswith("api uuid_audio_fork") and c.endswith(" stop") for c in commands)
+
+
+def test_a_wrong_password_is_a_clear_error(capsys):
+    campaign = load_script()
+
+    async def main():
+        fake = FakeFreeSwitch(PASSWORD)
+        await fake.start()
+        try:
+            argv = ["--port", str(fake.port), "--password", "ClueCon", "+15550001"]
+            return await asyncio.to_thread(campaign.main, argv)
+        finally:
+            await fake.stop()
+
+    assert asyncio.run(main()) == 2
+    assert "authentication refused: -ERR invalid" in capsys.readouterr().err
