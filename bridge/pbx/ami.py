@@ -25,6 +25,7 @@ from typing import Any
 import panoramisk
 
 from bridge.errors import ConfigError
+from bridge.pbx.retry import publish_with_retries
 from bridge.protocols.channel_vars import channel_variables, sanitize
 from bridge.session.decision import Decision, Status
 
@@ -159,27 +160,9 @@ class AmiLink:
                 for name, value in variables.items()
             ]
         actions.append(_result_event(amd_id, channel, decision, variables))
-        delay = 0.1
-        while True:
-            outcome = await self._send_all(actions, deadline)
-            if outcome in ("ok", "channel_gone"):
-                self.outcomes[outcome] += 1
-                if outcome == "channel_gone":
-                    log.info("call %s: channel %s already gone", amd_id, channel)
-                return outcome == "ok"
-            if loop.time() + delay >= deadline:
-                self.outcomes["publish_failed"] += 1
-                log.error(
-                    "call %s: could not set variables on %s within %.1f s (%s)",
-                    amd_id,
-                    channel,
-                    self.config.publish_deadline_s,
-                    outcome,
-                )
-                return False
-            self.outcomes["publish_retry"] += 1
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 1.0)
+        return await publish_with_retries(
+            lambda until: self._send_all(actions, until), deadline, self.outcomes, amd_id
+        )
 
     async def _send_all(self, actions: list[dict[str, str]], deadline: float) -> str:
         loop = asyncio.get_running_loop()

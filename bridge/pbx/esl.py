@@ -26,6 +26,7 @@ import logging
 from dataclasses import dataclass
 
 from bridge.errors import ConfigError
+from bridge.pbx.retry import publish_with_retries
 from bridge.protocols import esl
 from bridge.protocols.channel_vars import channel_variables, sanitize
 from bridge.session.decision import Decision, Status
@@ -124,26 +125,9 @@ class EslLink:
         commands.append(_result_event(channel_uuid, decision, variables))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.publish_deadline_s
-        delay = 0.1
-        while True:
-            outcome = await self._send_all(commands, deadline)
-            if outcome in ("ok", "channel_gone"):
-                self.outcomes[outcome] += 1
-                if outcome == "channel_gone":
-                    log.info("call %s: channel already gone", channel_uuid)
-                return outcome == "ok"
-            if loop.time() + delay >= deadline:
-                self.outcomes["publish_failed"] += 1
-                log.error(
-                    "call %s: could not set its variables within %.1f s (%s)",
-                    channel_uuid,
-                    self.config.publish_deadline_s,
-                    outcome,
-                )
-                return False
-            self.outcomes["publish_retry"] += 1
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 1.0)
+        return await publish_with_retries(
+            lambda until: self._send_all(commands, until), deadline, self.outcomes, channel_uuid
+        )
 
     async def _send_all(self, commands: list[bytes], deadline: float) -> str:
         loop = asyncio.get_running_loop()

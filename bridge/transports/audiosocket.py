@@ -129,18 +129,6 @@ class _Connection:
         early: list[wire.Message],
         broken: wire.AudioSocketError | None,
     ) -> None:
-        try:
-            await self._read(reader, parser, early, broken)
-        finally:
-            self._peer_closed.set()
-
-    async def _read(
-        self,
-        reader: asyncio.StreamReader,
-        parser: wire.Parser,
-        early: list[wire.Message],
-        broken: wire.AudioSocketError | None,
-    ) -> None:
         pending = early
         timeout = self.handler.policy.no_audio_timeout_s
         while True:
@@ -230,6 +218,8 @@ class _Connection:
         await self._peer_closed.wait()
 
     async def aclose(self) -> None:
+        """After ``run``: the reading is over (Asterisk closed, or the call ended)."""
+        self._peer_closed.set()
         call = self._live(None)
         call.hangup()  # no-op once decided; a connection that ends undecided is a hang-up
         if self._finisher is not None:
