@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from bridge.audio.chunk import AudioFormat
 from bridge.errors import AmdError, ProtocolError
+from bridge.protocols.json_text import load_bounded
 from bridge.session.decision import Decision
 
 PATH = "/ws/amd"
@@ -61,12 +62,7 @@ class Flush:
 
 def parse_text_message(text: str) -> Flush:
     """Parse one client text frame; raise ``ProtocolError`` for anything else."""
-    if len(text.encode("utf-8", "surrogatepass")) > MAX_TEXT_BYTES:
-        raise ProtocolError(f"text message longer than {MAX_TEXT_BYTES} bytes")
-    try:
-        message = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        raise ProtocolError(f"malformed JSON: {exc}") from None
+    message = load_bounded(text, MAX_TEXT_BYTES, "text message", "malformed JSON")
     if not isinstance(message, dict):
         raise ProtocolError("a message must be a JSON object")
     kind = message.get("type")

@@ -31,6 +31,7 @@ import numpy as np
 from bridge.audio.chunk import AudioFormat, Encoding
 from bridge.errors import AmdError, ProtocolError
 from bridge.protocols.esl import is_channel_uuid
+from bridge.protocols.json_text import load_bounded
 from bridge.session.decision import Decision
 
 PATH = "/ws/audio-fork"
@@ -66,12 +67,7 @@ def params_from_path(path: str) -> ForkParams:
 def params_with_metadata(params: ForkParams, text: str) -> ForkParams:
     """Apply the metadata frame: a JSON object's ``rate``, ``mix`` and ``uuid``
     override the URL's. Other JSON (an array, say) carries none of them."""
-    if len(text.encode("utf-8", "surrogatepass")) > MAX_METADATA_BYTES:
-        raise ProtocolError(f"metadata longer than {MAX_METADATA_BYTES} bytes")
-    try:
-        metadata = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        raise ProtocolError(f"metadata is not JSON: {exc}") from None
+    metadata = load_bounded(text, MAX_METADATA_BYTES, "metadata")
     if not isinstance(metadata, dict):
         return params
     values = {name: metadata[name] for name in ("rate", "mix", "uuid") if name in metadata}

@@ -11,7 +11,6 @@ FreeSWITCH) and close. A connection that closes first is a hang-up.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
 import uuid
@@ -22,10 +21,9 @@ from websockets.exceptions import ConnectionClosed
 from bridge.audio import AudioChunk
 from bridge.errors import ProtocolError
 from bridge.protocols import audio_fork as wire
-from bridge.session import CallSession, DecisionPolicy
-from bridge.session.recording import Analyze
+from bridge.session import CallSession
 from bridge.transports.call_log import log_call
-from bridge.transports.live_call import LiveCall, Publish, no_publish
+from bridge.transports.live_call import LiveCall, StreamHandler
 
 log = logging.getLogger(__name__)
 
@@ -33,22 +31,8 @@ FIRST_MESSAGE_TIMEOUT_S = 5.0
 CLOSE_TIMEOUT_S = 2.0
 
 
-class AudioForkHandler:
+class AudioForkHandler(StreamHandler):
     """One instance per HTTP server; ``handle`` runs once per fork connection."""
-
-    def __init__(
-        self,
-        analyze: Analyze,
-        policy: DecisionPolicy,
-        analysis_timeout_s: float,
-        publish: Publish | None = None,
-    ) -> None:
-        self.analyze = analyze
-        self.policy = policy
-        self.analysis_timeout_s = analysis_timeout_s
-        self.publish = publish or no_publish
-        self.active = 0
-        self.outcomes: collections.Counter[str] = collections.Counter()
 
     async def handle(self, ws: ServerConnection) -> None:
         self.active += 1
@@ -87,7 +71,7 @@ class AudioForkHandler:
         loop = asyncio.get_running_loop()
         call_id = params.uuid or uuid.uuid4().hex
         session = CallSession(call_id, params.format, self.policy, loop.time())
-        call = LiveCall(session, self.analyze, self.analysis_timeout_s, loop.time)
+        call = self.live_call(session, loop.time)
         finisher = asyncio.create_task(self._finish(ws, call, params))
         try:
             await self._read(ws, call, params, first)

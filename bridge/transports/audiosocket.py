@@ -11,7 +11,6 @@ hang-up. Whatever one connection does, the others go on.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
 from collections.abc import Callable
@@ -24,7 +23,7 @@ from bridge.protocols import audiosocket as wire
 from bridge.session import CallSession, DecisionPolicy
 from bridge.session.recording import Analyze
 from bridge.transports.call_log import log_call
-from bridge.transports.live_call import LiveCall, Publish, no_publish
+from bridge.transports.live_call import LiveCall, Publish, StreamHandler
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +41,7 @@ class AudioSocketLimits:
     release_timeout_s: float = 2.0  # writing the hangup message, then Asterisk closing
 
 
-class AudioSocketHandler:
+class AudioSocketHandler(StreamHandler):
     """One instance per listener; ``handle`` runs once per connection."""
 
     def __init__(
@@ -53,13 +52,8 @@ class AudioSocketHandler:
         publish: Publish | None = None,
         limits: AudioSocketLimits = AudioSocketLimits(),
     ) -> None:
-        self.analyze = analyze
-        self.policy = policy
-        self.analysis_timeout_s = analysis_timeout_s
-        self.publish = publish or no_publish
+        super().__init__(analyze, policy, analysis_timeout_s, publish)
         self.limits = limits
-        self.active = 0
-        self.outcomes: collections.Counter[str] = collections.Counter()
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.active += 1
@@ -116,9 +110,7 @@ class _Connection:
         if self.call is None:
             fmt = message.format if message is not None else SLIN_8K
             session = CallSession(self.call_id, fmt, self.handler.policy, self.clock())
-            self.call = LiveCall(
-                session, self.handler.analyze, self.handler.analysis_timeout_s, self.clock
-            )
+            self.call = self.handler.live_call(session, self.clock)
             self._finisher = asyncio.create_task(self._finish(self.call))
         return self.call
 

@@ -8,11 +8,12 @@ and ``decided`` resolves once with the call's decision.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 from collections.abc import Awaitable, Callable
 
 from bridge.audio import AudioChunk
-from bridge.session import AnalysisRequest, CallSession, Decision
+from bridge.session import AnalysisRequest, CallSession, Decision, DecisionPolicy
 from bridge.session.recording import Analyze, settle
 
 # Publishes a call's decision to the PBX (channel id, decision); returns once done
@@ -77,3 +78,25 @@ class LiveCall:
         decision = self.session.decision
         if decision is not None and not self.decided.done():
             self.decided.set_result(decision)
+
+
+class StreamHandler:
+    """What a transport's handler (one per listener) holds for all its calls: how to
+    analyse and publish them, how many are open, and how connections ended."""
+
+    def __init__(
+        self,
+        analyze: Analyze,
+        policy: DecisionPolicy,
+        analysis_timeout_s: float,
+        publish: Publish | None = None,
+    ) -> None:
+        self.analyze = analyze
+        self.policy = policy
+        self.analysis_timeout_s = analysis_timeout_s
+        self.publish = publish or no_publish
+        self.active = 0
+        self.outcomes: collections.Counter[str] = collections.Counter()
+
+    def live_call(self, session: CallSession, clock: Callable[[], float]) -> LiveCall:
+        return LiveCall(session, self.analyze, self.analysis_timeout_s, clock)
