@@ -39,11 +39,9 @@ class AudioForkHandler(StreamHandler):
         try:
             await self._handle(ws)
         except ConnectionClosed as exc:  # closed before the call started: nothing to decide
-            if _too_large(exc):
+            if (reason := _too_large(exc)) is not None:
                 self.outcomes["protocol_error"] += 1
-                log.warning(
-                    "audio fork connection dropped: %s", exc.sent.reason if exc.sent else ""
-                )
+                log.warning("audio fork connection dropped: %s", reason)
         except Exception:
             self.outcomes["internal_error"] += 1
             log.exception("audio fork connection failed")
@@ -81,33 +79,30 @@ class AudioForkHandler(StreamHandler):
             await call.aclose()
 
     async def _read(
-        self, ws: ServerConnection, call: LiveCall, params: wire.ForkParams, first: object
+        self, ws: ServerConnection, call: LiveCall, params: wire.ForkParams, first: bytes | None
     ) -> None:
+        fmt = params.format
         left = wire.LeftChannel(params.channels)
-        pending = [first] if first is not None else []
+        message: str | bytes | None = first
         while True:
-            for message in pending:
-                if isinstance(message, bytes):
-                    if not message:  # graceful-shutdown: no more audio is coming
-                        call.end_of_stream()
-                        continue
-                    call.feed(AudioChunk(params.format, left.feed(message)))
-                else:
-                    self.outcomes["text_ignored"] += 1  # uuid_audio_fork ... send_text
+            if isinstance(message, bytes):
+                if message:
+                    call.feed(AudioChunk(fmt, left.feed(message)))
+                else:  # graceful-shutdown: no more audio is coming
+                    call.end_of_stream()
+            elif message is not None:
+                self.outcomes["text_ignored"] += 1  # uuid_audio_fork ... send_text
             try:
                 message = await asyncio.wait_for(ws.recv(), self.policy.no_audio_timeout_s)
             except asyncio.TimeoutError:
                 call.check_timeouts()
-                pending = []
-                continue
+                message = None
             except ConnectionClosed as exc:
-                if _too_large(exc):
+                if (reason := _too_large(exc)) is not None:
                     self.outcomes["protocol_error"] += 1
-                    reason = exc.sent.reason if exc.sent else ""
                     log.warning("call %s: %s", call.session.call_id, reason)
                     call.fail(ProtocolError(f"frame too large: {reason}"))
                 return
-            pending = [message]
 
     async def _finish(self, ws: ServerConnection, call: LiveCall, params: wire.ForkParams) -> None:
         decision = await call.decided
@@ -121,6 +116,6 @@ class AudioForkHandler(StreamHandler):
             await asyncio.wait_for(ws.close(), CLOSE_TIMEOUT_S)
 
 
-def _too_large(exc: ConnectionClosed) -> bool:
-    """We closed the connection because a frame passed the size limit (1009)."""
-    return exc.sent is not None and exc.sent.code == 1009
+def _too_large(exc: ConnectionClosed) -> str | None:
+    """Why we closed the connection, if it was for a frame past the size limit (1009)."""
+    return exc.sent.reason if exc.sent is not None and exc.sent.code == 1009 else None
