@@ -62,3 +62,15 @@ def detector():  # type: ignore[no-untyped-def]
     from bridge.settings import Settings
 
     return build_detector(Settings.load(environ={}))
+
+
+@pytest.fixture(scope="session")
+def speech_audio(speech_wav):  # type: ignore[no-untyped-def]
+    """``speech_audio(text, lead_s=0.3)``: the same speech as ``speech_wav``, as 8 kHz float32."""
+
+    def make(text: str, lead_s: float = 0.3) -> np.ndarray:
+        with wave.open(str(speech_wav(text, lead_s))) as w:
+            pcm = np.frombuffer(w.readframes(w.getnframes()), np.int16)
+        return (pcm.astype(np.float32) / 32768).astype(np.float32)
+
+    return make

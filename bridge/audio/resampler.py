@@ -41,6 +41,10 @@ class CallAudio:
 
     def push(self, data: bytes, fmt: AudioFormat | None = None) -> Float32Array:
         """Add raw bytes; return whatever 16 kHz samples are ready."""
+        return self.resample(self.decode(data, fmt))
+
+    def decode(self, data: bytes, fmt: AudioFormat | None = None) -> Float32Array:
+        """Raw bytes to float samples at the input rate (an odd byte waits for the next)."""
         if fmt is not None and fmt != self.format:
             raise UnsupportedAudioFormat(
                 f"format changed mid-call from {self.format} to {fmt}; one format per call"
@@ -59,7 +63,11 @@ class CallAudio:
             return _EMPTY
         samples = int16_to_float(decode_to_int16(self.format.encoding, data))
         self._input_samples += len(samples)
-        if self._stream is None:
+        return samples
+
+    def resample(self, samples: Float32Array) -> Float32Array:
+        """Samples from ``decode`` to 16 kHz (soxr hands them over in ~100 ms blocks)."""
+        if self._stream is None or not len(samples):
             return samples
         out: Float32Array = self._stream.resample_chunk(samples)
         return out

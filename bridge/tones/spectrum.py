@@ -1,11 +1,14 @@
-"""Per-frame tonality of 16 kHz audio: the strongest frequency, how much of the
-telephone band's energy sits on it, and how loud it is.
+"""Per-frame tonality of a call's audio at its own rate: the strongest frequency,
+how much of the telephone band's energy sits on it, and how loud it is.
 
-Frames are 64 ms Hann windows every 10 ms. 64 ms resolves tones 40 Hz apart
-(US ringback is 440 + 480 Hz), which a shorter window would blur into one
-beating peak; a tone's end is still seen about 40 ms after it stops, because a
-window less than about a third full of the tone falls 6 dB below it.
-Frames are computed in batches, whatever the chunk sizes fed in.
+Frames are 64 ms Hann windows every 10 ms, at the rate the PBX sends (the
+16 kHz resampler hands its output over in 100 ms blocks, too late for a beep's
+end). 64 ms resolves tones 40 Hz apart (US ringback is 440 + 480 Hz), which a
+shorter window would blur into one beating peak; a tone's end is still seen
+about 40 ms after it stops, because a window less than about a third full of
+the tone falls 6 dB below it. Frames are computed four at a time: numpy's
+per-call cost dominates one frame's work, and 40 ms of waiting keeps a beep's
+end within 100 ms.
 """
 
 from __future__ import annotations
@@ -16,16 +19,11 @@ import numpy as np
 import numpy.typing as npt
 
 from bridge.audio.codecs import Float32Array
-from bridge.audio.resampler import TARGET_RATE
 
-RATE = TARGET_RATE
-WINDOW = 1024  # 64 ms
-HOP = 160  # 10 ms
-HOP_S = HOP / RATE
-# Frames are computed this many at a time: numpy's per-call cost dominates one
-# frame's work, and 40 ms of waiting keeps a beep's end within 100 ms.
+WINDOW_S = 0.064
+HOP_S = 0.010
+BIN_HZ = 1 / WINDOW_S  # 15.6 Hz at every rate
 BATCH_FRAMES = 4
-BIN_HZ = RATE / WINDOW  # 15.6 Hz
 BAND_HZ = (250.0, 3600.0)  # the telephone band the purity is measured against
 PEAK_HZ = (300.0, 2300.0)  # where tones of interest live (beeps, fax CNG/CED, SIT)
 LOBE_BINS = 2  # a Hann window keeps a pure tone within +-2 bins of its peak
@@ -33,11 +31,6 @@ LOBE_BINS = 2  # a Hann window keeps a pure tone within +-2 bins of its peak
 # under its 2nd harmonic, the 3rd and 4th); a generator's tone has none.
 HARMONICS = (0.5, 1.5, 2.0)
 
-_HANN = np.hanning(WINDOW).astype(np.float32)
-# Main-lobe energy of a full-scale sine: levels are dB relative to it (dBFS of a sine).
-_FULL_SCALE = float(3 * WINDOW**2 / 32)
-_BAND = (int(BAND_HZ[0] / BIN_HZ), int(BAND_HZ[1] / BIN_HZ) + 1)
-_PEAK = (int(PEAK_HZ[0] / BIN_HZ), int(PEAK_HZ[1] / BIN_HZ) + 1)
 _FLOOR = 1e-12
 _MULTIPLES = np.array((1.0, *HARMONICS))[:, None]
 _NEIGHBOURS = np.array((-1, 0, 1))
@@ -61,68 +54,83 @@ class Frames:
 class FrameAnalyzer:
     """Keeps the tail of the stream between calls; ``feed`` returns the frames now complete."""
 
-    def __init__(self) -> None:
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self.window = round(WINDOW_S * rate)
+        self.hop = round(HOP_S * rate)
+        self._hann = np.hanning(self.window).astype(np.float32)
+        # Main-lobe energy of a full-scale sine: levels are dB relative to it.
+        self._full_scale = float(3 * self.window**2 / 32)
+        nyquist_bin = self.window // 2 - LOBE_BINS - 1
+        self._band = (_bin(BAND_HZ[0]), min(_bin(BAND_HZ[1]) + 1, nyquist_bin))
+        self._peak = (_bin(PEAK_HZ[0]), min(_bin(PEAK_HZ[1]) + 1, nyquist_bin))
         self._buffer = np.zeros(0, dtype=np.float32)
         self._next_frame = 0  # global index of the next frame to compute
         self._buffer_start = 0  # global sample index of _buffer[0]
+        self._fed = 0
         self.fed_s = 0.0  # audio received so far
+
+    def feed(self, samples: Float32Array) -> Frames:
+        self._buffer = np.concatenate((self._buffer, samples))
+        self._fed += len(samples)
+        self.fed_s = self._fed / self.rate
+        return self._frames(minimum=BATCH_FRAMES)
 
     def flush(self) -> Frames:
         """End of stream: the frames complete but held back for a full batch."""
         return self._frames(minimum=1)
 
-    def feed(self, samples: Float32Array) -> Frames:
-        self._buffer = np.concatenate((self._buffer, samples))
-        self.fed_s += len(samples) / RATE
-        return self._frames(minimum=BATCH_FRAMES)
-
     def _frames(self, minimum: int) -> Frames:
-        first_sample = self._next_frame * HOP - self._buffer_start
-        available = len(self._buffer) - first_sample - WINDOW
-        count = available // HOP + 1 if available >= 0 else 0
+        first_sample = self._next_frame * self.hop - self._buffer_start
+        available = len(self._buffer) - first_sample - self.window
+        count = available // self.hop + 1 if available >= 0 else 0
         if count < minimum:
             return _EMPTY
-        span = self._buffer[first_sample : first_sample + (count - 1) * HOP + WINDOW]
+        span = self._buffer[first_sample : first_sample + (count - 1) * self.hop + self.window]
+        step = span.strides[0]
         windows = np.lib.stride_tricks.as_strided(
-            span, (count, WINDOW), (HOP * span.strides[0], span.strides[0]), writeable=False
+            span, (count, self.window), (self.hop * step, step), writeable=False
         )
-        frames = _analyze(windows, self._next_frame)
+        frames = self._analyze(windows)
         self._next_frame += count
-        keep_from = self._next_frame * HOP - self._buffer_start
+        keep_from = self._next_frame * self.hop - self._buffer_start
         self._buffer = self._buffer[keep_from:]
         self._buffer_start += keep_from
         return frames
 
+    def _analyze(self, windows: npt.NDArray[np.float32]) -> Frames:
+        spectrum = np.fft.rfft(windows * self._hann, axis=1)
+        power = spectrum.real**2 + spectrum.imag**2
+        count, bins = power.shape
+        # Energies of any +-LOBE_BINS span from one cumulative sum (column 0 is zero).
+        cumulative = np.zeros((count, bins + 1))
+        np.cumsum(power, axis=1, out=cumulative[:, 1:])
+        rows = np.arange(count)
+        band = cumulative[:, self._band[1]] - cumulative[:, self._band[0]] + _FLOOR
+        peak = power[:, self._peak[0] : self._peak[1]].argmax(axis=1) + self._peak[0]
+        centers = np.rint(peak * _MULTIPLES).astype(np.intp)  # the peak, then its neighbours
+        np.clip(centers, LOBE_BINS, bins - 1 - LOBE_BINS, out=centers)
+        lobes = cumulative[rows, centers + LOBE_BINS + 1] - cumulative[rows, centers - LOBE_BINS]
+        lobe, harmonic = lobes[0] + _FLOOR, lobes[1:].max(axis=0) + _FLOOR
+        # Parabolic interpolation on the log spectrum (exact for a Gaussian peak, within
+        # a few Hz for a Hann one).
+        left, mid, right = np.log(power[rows[:, None], peak[:, None] + _NEIGHBOURS].T + _FLOOR)
+        denom = left - 2 * mid + right
+        denom[denom == 0] = 1e-9
+        offset = np.clip(0.5 * (left - right) / denom, -0.5, 0.5)
+        index = np.arange(self._next_frame, self._next_frame + count)
+        return Frames(
+            center_s=(index * self.hop + self.window / 2) / self.rate,
+            peak_hz=(peak + offset) * self.rate / self.window,
+            purity=np.minimum(lobe / band, 1.0),
+            tone_db=10 * np.log10(lobe / self._full_scale),
+            band_db=10 * np.log10(band / self._full_scale),
+            harmonic_db=10 * np.log10(harmonic / lobe),
+        )
 
-def _analyze(windows: npt.NDArray[np.float32], first_index: int) -> Frames:
-    spectrum = np.fft.rfft(windows * _HANN, axis=1)
-    power = spectrum.real**2 + spectrum.imag**2
-    count, bins = power.shape
-    # Energies of any +-LOBE_BINS span from one cumulative sum (column 0 is zero).
-    cumulative = np.zeros((count, bins + 1))
-    np.cumsum(power, axis=1, out=cumulative[:, 1:])
-    rows = np.arange(count)
-    band = cumulative[:, _BAND[1]] - cumulative[:, _BAND[0]] + _FLOOR
-    peak = power[:, _PEAK[0] : _PEAK[1]].argmax(axis=1) + _PEAK[0]
-    centers = np.rint(peak * _MULTIPLES).astype(np.intp)  # the peak, then its neighbours
-    np.clip(centers, LOBE_BINS, bins - 1 - LOBE_BINS, out=centers)
-    lobes = cumulative[rows, centers + LOBE_BINS + 1] - cumulative[rows, centers - LOBE_BINS]
-    lobe, harmonic = lobes[0] + _FLOOR, lobes[1:].max(axis=0) + _FLOOR
-    # Parabolic interpolation on the log spectrum (exact for a Gaussian peak, within
-    # a few Hz for a Hann one).
-    left, mid, right = np.log(power[rows[:, None], peak[:, None] + _NEIGHBOURS].T + _FLOOR)
-    denom = left - 2 * mid + right
-    denom[denom == 0] = 1e-9
-    offset = np.clip(0.5 * (left - right) / denom, -0.5, 0.5)
-    index = np.arange(first_index, first_index + count)
-    return Frames(
-        center_s=(index * HOP + WINDOW / 2) / RATE,
-        peak_hz=(peak + offset) * BIN_HZ,
-        purity=np.minimum(lobe / band, 1.0),
-        tone_db=10 * np.log10(lobe / _FULL_SCALE),
-        band_db=10 * np.log10(band / _FULL_SCALE),
-        harmonic_db=10 * np.log10(harmonic / lobe),
-    )
+
+def _bin(hz: float) -> int:
+    return int(hz / BIN_HZ)
 
 
 _EMPTY = Frames(*(np.zeros(0) for _ in range(6)))

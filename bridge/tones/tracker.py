@@ -139,10 +139,10 @@ class _Run:
 
 
 class ToneTracker:
-    """Feed 16 kHz float audio from the start of the call; get the tones it holds."""
+    """Feed float audio at ``rate`` from the start of the call; get the tones it holds."""
 
-    def __init__(self) -> None:
-        self._frames = FrameAnalyzer()
+    def __init__(self, rate: int) -> None:
+        self._frames = FrameAnalyzer(rate)
         self._run: _Run | None = None
         self._closed: deque[tuple[float, float, float]] = deque(maxlen=3)  # for SIT
         self._floor_db: float | None = None
