@@ -22,7 +22,7 @@ from bridge.protocols import amd_ws, audio_fork
 from bridge.settings import Settings
 from bridge.transports.audio_fork import AudioForkHandler
 from bridge.transports.audiosocket import AudioSocketHandler
-from bridge.transports.live_call import Publish
+from bridge.transports.live_call import Publish, not_said
 from bridge.transports.ws_amd import AmdWebSocketHandler
 
 log = logging.getLogger(__name__)
@@ -111,9 +111,12 @@ async def running_service(settings: Settings, detector: Detector) -> AsyncIterat
             stack.push_async_callback(esl.aclose)
             esl_publish = esl.publish
         timeout = settings.analysis_timeout_s
-        fork_handler = AudioForkHandler(engine.analyze, settings.policy, timeout, esl_publish)
+        message_end = settings.message_end == "on"
+        fork_handler = AudioForkHandler(
+            engine.analyze, settings.policy, timeout, esl_publish, message_end
+        )
         routes = _WebSocketRoutes(
-            AmdWebSocketHandler(engine, settings.policy, timeout), fork_handler
+            AmdWebSocketHandler(engine, settings.policy, timeout, message_end), fork_handler
         )
         http: Server = await serve(
             routes.handle,
@@ -124,7 +127,14 @@ async def running_service(settings: Settings, detector: Detector) -> AsyncIterat
             max_size=MAX_MESSAGE_BYTES,
         )
         stack.push_async_callback(_close_server, http)
-        as_handler = AudioSocketHandler(engine.analyze, settings.policy, timeout, ami_publish)
+        as_handler = AudioSocketHandler(
+            engine.analyze,
+            settings.policy,
+            timeout,
+            ami_publish,
+            message_end_default=message_end,
+            message_end_requested=ami.message_end_requested if ami is not None else not_said,
+        )
         audiosocket = await asyncio.start_server(
             as_handler.handle, settings.audiosocket_host, settings.audiosocket_port
         )

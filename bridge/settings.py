@@ -21,6 +21,7 @@ from bridge.errors import ConfigError
 from bridge.pbx.ami import AmiConfig
 from bridge.pbx.esl import EslConfig
 from bridge.session.call import DecisionPolicy
+from bridge.session.message_end import MessageEndPolicy
 
 
 def _opt(
@@ -61,6 +62,16 @@ class Settings:
     no_audio_timeout_s: float = _opt(
         5.0, "seconds without audio before what was heard is analysed (none: NOTSURE/NOAUDIO)"
     )
+    # Tones and the end of a greeting
+    tones: str = _opt("on", "fax and SIT tones decide MACHINE; beeps end greetings", ("on", "off"))
+    message_end: str = _opt(
+        "off",
+        "after MACHINE, wait for the greeting's end (beep, silence) before releasing the "
+        "call, for calls that do not say",
+        ("off", "on"),
+    )
+    message_end_silence_s: float = _opt(1.5, "silence after speech that ends a greeting")
+    message_end_timeout_s: float = _opt(30.0, "call audio after which the wait gives up")
     # Service
     http_host: str = _opt("127.0.0.1", "address of the HTTP/WebSocket listener (0.0.0.0: all)")
     http_port: int = _opt(8080, "port of the HTTP/WebSocket listener (/ws/amd, /healthz)")
@@ -93,6 +104,8 @@ class Settings:
             max_window_s=self.max_window_s,
             threshold=self.threshold,
             no_audio_timeout_s=self.no_audio_timeout_s,
+            tones=self.tones == "on",
+            message_end=MessageEndPolicy(self.message_end_silence_s, self.message_end_timeout_s),
         )
 
     @property

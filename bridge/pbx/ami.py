@@ -5,7 +5,9 @@ The dialplan subroutine raises ``UserEvent(AMDStart,AmdId: <id>)`` just before
 the link keeps a bounded map from id to channel and never has to scan channels.
 At decision time ``publish`` sets ``AMDSTATUS``, ``AMDCAUSE``, ``AMDCONFIDENCE``
 and ``AMDTRANSCRIPT`` on the channel with ``Setvar`` and raises
-``UserEvent(AMDResult, ...)`` for campaign software.
+``UserEvent(AMDResult, ...)`` for campaign software. A call whose AMDStart event
+said ``MessageEnd: yes`` waits for the end of a machine's greeting; ``publish``
+then sets ``AMDMESSAGEEND`` and ``AMDBEEPMS`` and raises ``AMDMessageEnd``.
 
 Built on panoramisk's ``Manager``, adjusted where a long-running service needs
 more: reconnection backs off exponentially instead of retrying every 2 s, a
@@ -24,16 +26,20 @@ from typing import Any
 
 import panoramisk
 
-from bridge.errors import ConfigError
+from bridge.errors import ConfigError, ProtocolError
 from bridge.pbx.retry import publish_with_retries
 from bridge.protocols.channel_vars import channel_variables, sanitize
+from bridge.protocols.flags import parse_flag
 from bridge.session.decision import Decision, Status
+from bridge.session.message_end import MessageEnd
 
 log = logging.getLogger(__name__)
 
 START_EVENT = "AMDStart"
 RESULT_EVENT = "AMDResult"
+MESSAGE_END_EVENT = "AMDMessageEnd"
 ID_HEADER = "AmdId"
+MESSAGE_END_HEADER = "MessageEnd"
 MAX_TRACKED_CALLS = 10_000  # ids seen in AMDStart events and not yet published
 BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 30.0
@@ -59,6 +65,10 @@ class AmiLink:
         self.config = config
         self.outcomes: collections.Counter[str] = collections.Counter()
         self._channels: collections.OrderedDict[str, str] = collections.OrderedDict()
+        # Per call id, from AMDStart: whether it waits for the greeting's end ...
+        self._message_end: collections.OrderedDict[str, bool] = collections.OrderedDict()
+        # ... and, once its decision is published, its channel for that second result.
+        self._published: collections.OrderedDict[str, str] = collections.OrderedDict()
         self._waiters: dict[str, asyncio.Future[str]] = {}
         self._up = asyncio.Event()
         self._login_refused: str | None = None
@@ -111,6 +121,13 @@ class AmiLink:
         while len(self._channels) > MAX_TRACKED_CALLS:
             self._channels.popitem(last=False)
             self.outcomes["start_event_evicted"] += 1
+        wanted = str(event.get(MESSAGE_END_HEADER, "")).strip()
+        if wanted:
+            try:
+                _remember(self._message_end, amd_id, parse_flag(wanted, MESSAGE_END_HEADER))
+            except ProtocolError as exc:
+                log.warning("AMI %s event for %s: %s; ignored", START_EVENT, amd_id, exc)
+                self.outcomes["bad_start_event"] += 1
         waiter = self._waiters.pop(amd_id, None)
         if waiter is not None and not waiter.done():
             waiter.set_result(channel)
@@ -129,9 +146,52 @@ class AmiLink:
             self._waiters.pop(amd_id, None)
             self._channels.pop(amd_id, None)
 
+    def message_end_requested(self, amd_id: str) -> bool | None:
+        """What the call's AMDStart event said about waiting for the greeting's end."""
+        return self._message_end.get(amd_id.lower())
+
     # --- publishing -------------------------------------------------------
 
-    async def publish(self, amd_id: str, decision: Decision) -> bool:
+    async def publish(self, amd_id: str, result: Decision | MessageEnd) -> bool:
+        """Set a call's result on its channel; see ``publish_decision`` and
+        ``publish_message_end``."""
+        if isinstance(result, MessageEnd):
+            return await self.publish_message_end(amd_id, result)
+        return await self.publish_decision(amd_id, result)
+
+    async def publish_message_end(self, amd_id: str, end: MessageEnd) -> bool:
+        """Set ``AMDMESSAGEEND`` and ``AMDBEEPMS`` and raise ``AMDMessageEnd``, on the
+        channel the call's decision went to."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.publish_deadline_s
+        amd_id = amd_id.lower()
+        self._message_end.pop(amd_id, None)
+        channel = self._published.pop(amd_id, None)
+        if channel is None:
+            log.warning("call %s: its decision never reached a channel; no message end", amd_id)
+            self.outcomes["channel_unknown"] += 1
+            return False
+        variables = end.variables()
+        actions = [
+            {"Action": "Setvar", "Channel": channel, "Variable": name, "Value": value}
+            for name, value in variables.items()
+        ]
+        actions.append(
+            {
+                "Action": "UserEvent",
+                "UserEvent": MESSAGE_END_EVENT,
+                ID_HEADER: amd_id,
+                "Channel": channel,
+                MESSAGE_END_HEADER: variables["AMDMESSAGEEND"],
+                "BeepMs": variables["AMDBEEPMS"],
+                "AudioMs": str(round(end.audio_s * 1000)),
+            }
+        )
+        return await publish_with_retries(
+            lambda until: self._send_all(actions, until), deadline, self.outcomes, amd_id
+        )
+
+    async def publish_decision(self, amd_id: str, decision: Decision) -> bool:
         """Set the decision's variables on the call's channel and raise the result event.
 
         Retries until ``publish_deadline_s`` while AMI is down or slow; never raises.
@@ -160,6 +220,8 @@ class AmiLink:
                 for name, value in variables.items()
             ]
         actions.append(_result_event(amd_id, channel, decision, variables))
+        if decision.status is Status.MACHINE:  # a greeting's end may follow
+            _remember(self._published, amd_id, channel)
         return await publish_with_retries(
             lambda until: self._send_all(actions, until), deadline, self.outcomes, amd_id
         )
@@ -213,6 +275,14 @@ class AmiLink:
         self.outcomes["connect_failures"] += 1
         self._first_attempt.set()
         log.debug("AMI connect failed: %s", error)
+
+
+def _remember(table: collections.OrderedDict[str, Any], key: str, value: Any) -> None:
+    """Keep ``key`` in a bounded table, dropping the oldest entries past the bound."""
+    table[key] = value
+    table.move_to_end(key)
+    while len(table) > MAX_TRACKED_CALLS:
+        table.popitem(last=False)
 
 
 def _result_event(

@@ -2,7 +2,9 @@
 
 At decision time ``publish`` runs ``api uuid_setvar <uuid> AMDSTATUS ...`` (and
 ``AMDCAUSE``, ``AMDCONFIDENCE``, ``AMDTRANSCRIPT``) on the call's channel, then
-fires a ``CUSTOM`` event of subclass ``amd::result`` for campaign software.
+fires a ``CUSTOM`` event of subclass ``amd::result`` for campaign software. For
+a call that waits for the end of a machine's greeting, a second ``publish``
+sets ``AMDMESSAGEEND`` and ``AMDBEEPMS`` and fires ``amd::message_end``.
 
 Why our own client: the ESL libraries on PyPI do not fit an asyncio service.
 greenswitch runs on gevent, whose monkey-patching does not mix with asyncio;
@@ -30,10 +32,12 @@ from bridge.pbx.retry import publish_with_retries
 from bridge.protocols import esl
 from bridge.protocols.channel_vars import channel_variables, sanitize
 from bridge.session.decision import Decision, Status
+from bridge.session.message_end import MessageEnd
 
 log = logging.getLogger(__name__)
 
 RESULT_SUBCLASS = "amd::result"
+MESSAGE_END_SUBCLASS = "amd::message_end"
 BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 30.0
 READ_BYTES = 65536
@@ -107,8 +111,9 @@ class EslLink:
 
     # --- publishing -------------------------------------------------------
 
-    async def publish(self, channel_uuid: str, decision: Decision) -> bool:
-        """Set the decision's variables on the channel and fire ``amd::result``.
+    async def publish(self, channel_uuid: str, result: Decision | MessageEnd) -> bool:
+        """Set a decision's variables on the channel and fire ``amd::result``, or a
+        greeting's end (``AMDMESSAGEEND``, ``AMDBEEPMS``) and fire ``amd::message_end``.
 
         Retries until ``publish_deadline_s`` while the link is down or slow; never
         raises. Returns whether the variables were set (for HANGUP: whether the
@@ -118,11 +123,16 @@ class EslLink:
             self.outcomes["bad_uuid"] += 1
             log.error("call %r: not a FreeSWITCH channel uuid, nothing to set", channel_uuid[:64])
             return False
-        variables = channel_variables(decision)
-        commands = []
-        if decision.status is not Status.HANGUP:
-            commands += [esl.uuid_setvar(channel_uuid, k, v) for k, v in variables.items()]
-        commands.append(_result_event(channel_uuid, decision, variables))
+        if isinstance(result, MessageEnd):
+            variables = result.variables()
+            commands = [esl.uuid_setvar(channel_uuid, k, v) for k, v in variables.items()]
+            commands.append(_message_end_event(channel_uuid, result))
+        else:
+            variables = channel_variables(result)
+            commands = []
+            if result.status is not Status.HANGUP:
+                commands += [esl.uuid_setvar(channel_uuid, k, v) for k, v in variables.items()]
+            commands.append(_result_event(channel_uuid, result, variables))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.publish_deadline_s
         return await publish_with_retries(
@@ -268,6 +278,18 @@ def _result_event(channel_uuid: str, decision: Decision, variables: dict[str, st
     }
     body = json.dumps({"uuid": channel_uuid, **decision.summary()}).encode()
     return esl.sendevent(RESULT_SUBCLASS, headers, body)
+
+
+def _message_end_event(channel_uuid: str, end: MessageEnd) -> bytes:
+    variables = end.variables()
+    headers = {
+        "AMD-Channel-UUID": channel_uuid,
+        "AMD-Message-End": variables["AMDMESSAGEEND"],
+        "AMD-Beep-Ms": variables["AMDBEEPMS"],
+        "AMD-Audio-Ms": str(round(end.audio_s * 1000)),
+    }
+    body = json.dumps({"uuid": channel_uuid, **end.summary()}).encode()
+    return esl.sendevent(MESSAGE_END_SUBCLASS, headers, body)
 
 
 def _verb(raw: bytes) -> str:

@@ -2,12 +2,14 @@
 
 Client to server: binary frames of audio (PCM16 little-endian mono 16 kHz unless
 the query string says otherwise: ``?rate=8000&encoding=ulaw``), and text frames
-of JSON; ``{"type": "flush"}`` asks for the final answer now.
+of JSON; ``{"type": "flush"}`` asks for the final answer now. With
+``?message_end=1`` a MACHINE call keeps listening for the end of the greeting.
 
 Server to client: ``{"type": "early", ...}`` when the call session decides,
-``{"type": "final", ...}`` after a flush (then the server closes), and
-``{"type": "error", "error": "..."}`` for a message it cannot use (the
-connection stays open).
+``{"type": "message_end", "message_end": "BEEP", "beep_ms": 9850, ...}`` when a
+watched greeting ends, ``{"type": "final", ...}`` after a flush (then the
+server closes), and ``{"type": "error", "error": "..."}`` for a message it
+cannot use (the connection stays open).
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from urllib.parse import parse_qs, urlsplit
 
 from bridge.audio.chunk import AudioFormat
 from bridge.errors import AmdError, ProtocolError
+from bridge.protocols.flags import parse_flag
 from bridge.protocols.json_text import load_bounded
 from bridge.session.decision import Decision
+from bridge.session.message_end import MessageEnd
 
 PATH = "/ws/amd"
 # A text frame is a small JSON command; anything longer is not ours.
@@ -32,6 +36,7 @@ _CALL_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
 class StreamParams:
     format: AudioFormat
     call_id: str | None
+    message_end: bool | None = None  # wait for the greeting's end (None: the service default)
 
 
 def parse_request_path(path: str) -> StreamParams:
@@ -52,7 +57,9 @@ def parse_request_path(path: str) -> StreamParams:
     call_id = one("call_id", "") or None
     if call_id is not None and not _CALL_ID.match(call_id):
         raise ProtocolError("call_id must be 1-128 letters, digits or ._:@-")
-    return StreamParams(fmt, call_id)
+    raw_end = one("message_end", "")
+    message_end = parse_flag(raw_end, "message_end") if raw_end else None
+    return StreamParams(fmt, call_id, message_end)
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,10 @@ def parse_text_message(text: str) -> Flush:
 def decision_message(kind: str, decision: Decision) -> str:
     """The seed's ``early``/``final`` message, with the AMD fields added."""
     return json.dumps({"type": kind, **decision.summary()})
+
+
+def message_end_message(end: MessageEnd) -> str:
+    return json.dumps({"type": "message_end", **end.summary()})
 
 
 def error_message(error: str) -> str:

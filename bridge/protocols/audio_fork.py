@@ -14,7 +14,8 @@ Written from the module's sources (``mod_audio_fork.c``, ``lws_glue.cpp``,
 - ``graceful-shutdown`` sends a binary frame of length zero.
 - The module never says which rate or mix it was started with, so the URL or
   the metadata must: ``?rate=16000&mix=mono`` or ``{"rate": 16000, "mix": "mono"}``.
-  The channel's uuid comes the same way: ``"uuid"`` in the metadata or ``?uuid=``.
+  The channel's uuid comes the same way: ``"uuid"`` in the metadata or ``?uuid=``,
+  and so does ``message_end`` (wait for the end of a machine's greeting).
 - Text from the server is JSON with a ``type``; ``{"type": "json", ...}`` becomes
   a ``mod_audio_fork::json`` event whose body is the whole message.
 """
@@ -31,14 +32,17 @@ import numpy as np
 from bridge.audio.chunk import AudioFormat, Encoding
 from bridge.errors import AmdError, ProtocolError
 from bridge.protocols.esl import is_channel_uuid
+from bridge.protocols.flags import parse_flag
 from bridge.protocols.json_text import load_bounded
 from bridge.session.decision import Decision
+from bridge.session.message_end import MessageEnd
 
 PATH = "/ws/audio-fork"
 SUBPROTOCOLS = ("audio.drachtio.org", "audiostream.drachtio.org")
 DEFAULT_RATE = 16000
 MIXES = ("mono", "mixed", "stereo")
 MAX_METADATA_BYTES = 8192  # the module's own MAX_METADATA_LEN
+_FIELDS = ("rate", "mix", "uuid", "message_end")
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class ForkParams:
     rate: int = DEFAULT_RATE
     mix: str = "mono"
     uuid: str | None = None
+    message_end: bool | None = None  # wait for the greeting's end (None: the service default)
 
     @property
     def channels(self) -> int:
@@ -60,7 +65,7 @@ class ForkParams:
 def params_from_path(path: str) -> ForkParams:
     """``rate``, ``mix`` and ``uuid`` from the URL's query string (all optional)."""
     query = parse_qs(urlsplit(path).query, keep_blank_values=True)
-    values: dict[str, Any] = {n: query[n][-1] for n in ("rate", "mix", "uuid") if n in query}
+    values: dict[str, Any] = {n: query[n][-1] for n in _FIELDS if n in query}
     return _merge(ForkParams(), values, "query parameter")
 
 
@@ -70,7 +75,7 @@ def params_with_metadata(params: ForkParams, text: str) -> ForkParams:
     metadata = load_bounded(text, MAX_METADATA_BYTES, "metadata")
     if not isinstance(metadata, dict):
         return params
-    values = {name: metadata[name] for name in ("rate", "mix", "uuid") if name in metadata}
+    values = {name: metadata[name] for name in _FIELDS if name in metadata}
     return _merge(params, values, "metadata field")
 
 
@@ -95,6 +100,10 @@ def _merge(params: ForkParams, values: dict[str, Any], where: str) -> ForkParams
         if not isinstance(uuid, str) or not is_channel_uuid(uuid):
             raise ProtocolError(f"{where} uuid={str(uuid)[:70]!r} is not a channel uuid")
         params = replace(params, uuid=uuid)
+    if "message_end" in values:
+        params = replace(
+            params, message_end=parse_flag(values["message_end"], where + " message_end")
+        )
     return params
 
 
@@ -137,9 +146,11 @@ class LeftChannel:
         return samples[:: self.frame_bytes // 2].tobytes()
 
 
-def result_message(decision: Decision, uuid: str | None) -> str:
-    """The text frame FreeSWITCH turns into a ``mod_audio_fork::json`` event."""
-    return json.dumps({"type": "json", "data": {"type": "amd", "uuid": uuid, **decision.summary()}})
+def result_message(result: Decision | MessageEnd, uuid: str | None) -> str:
+    """The text frame FreeSWITCH turns into a ``mod_audio_fork::json`` event: the
+    decision (``"type": "amd"``) or the greeting's end (``"type": "amd_message_end"``)."""
+    kind = "amd" if isinstance(result, Decision) else "amd_message_end"
+    return json.dumps({"type": "json", "data": {"type": kind, "uuid": uuid, **result.summary()}})
 
 
 def error_message(text: str) -> str:

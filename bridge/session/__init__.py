@@ -2,6 +2,7 @@
 
 from bridge.session.call import AnalysisRequest, CallSession, DecisionPolicy, SessionState
 from bridge.session.decision import AnalysisResult, Cause, Decision, Status, TimingFeatures
+from bridge.session.message_end import MessageEnd, MessageEndKind, MessageEndPolicy
 
 __all__ = [
     "AnalysisRequest",
@@ -10,6 +11,9 @@ __all__ = [
     "Cause",
     "Decision",
     "DecisionPolicy",
+    "MessageEnd",
+    "MessageEndKind",
+    "MessageEndPolicy",
     "SessionState",
     "Status",
     "TimingFeatures",

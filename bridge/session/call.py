@@ -2,12 +2,19 @@
 
 A ``CallSession`` is driven by four inputs (audio, end of stream, hang-up, the
 engine's result) and a clock passed in by the caller; it answers with an
-``AnalysisRequest`` to run, a final ``Decision``, or nothing. It never blocks
-and never touches a socket, so transports, the CLI and tests drive it alike::
+``AnalysisRequest`` to run, a final ``Decision``, a ``MessageEnd``, or nothing.
+It never blocks and never touches a socket, so transports, the CLI and tests
+drive it alike::
 
     LISTENING --window closes--> ANALYZING --confident--> DECIDED
-        ^                            |
-        +------not yet, ask again----+   (up to the maximum window, then NOTSURE)
+        ^                            |                      |
+        +------not yet, ask again----+                      +-- watch_message_end():
+                          (up to the maximum window, then NOTSURE)   BEEP/SILENCE/TIMEOUT
+
+Beside the engine, every frame goes through a ``ToneTracker``: a fax or SIT
+tone decides MACHINE at once (cause FAX or SIT), whatever the engine is doing;
+after a decision it keeps listening while the transport holds the call, so a
+greeting's end can be watched for with everything heard so far.
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ from bridge.audio.codecs import Float32Array
 from bridge.audio.resampler import TARGET_RATE
 from bridge.errors import ConfigError
 from bridge.session.decision import AnalysisResult, Cause, Decision, Status
+from bridge.session.message_end import MessageEnd, MessageEndKind, MessageEndPolicy, message_end
+from bridge.tones import ToneEvent, ToneKind, ToneTracker
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +45,8 @@ class DecisionPolicy:
     max_window_s: float = 5.0  # ... up to this, where NOTSURE is the answer
     threshold: float = 0.8  # confidence needed for HUMAN or MACHINE
     no_audio_timeout_s: float = 5.0  # wall seconds without audio before analysing what came
+    tones: bool = True  # fax and SIT tones decide MACHINE; beeps can end a greeting
+    message_end: MessageEndPolicy = MessageEndPolicy()
 
     def __post_init__(self) -> None:
         if not 0.2 <= self.window_s <= self.max_window_s:
@@ -70,6 +81,9 @@ class AnalysisRequest:
     final: bool  # the last chance: below the threshold means NOTSURE
 
 
+# What an input to the session may produce.
+Step = AnalysisRequest | Decision | MessageEnd | None
+
 # Audio shorter than this cannot hold a word; an end of stream before it is NOAUDIO.
 MIN_ANALYSIS_S = 0.1
 
@@ -95,6 +109,10 @@ class CallSession:
         self._request_final = False
         self._requested_audio_s = 0.0
         self._ended = False
+        self.tones = ToneTracker(fmt.rate) if policy.tones else None
+        self.watching = False  # waiting for the end of a machine's greeting
+        self.message_end: MessageEnd | None = None
+        self.watch_over = False  # the watch ended (with ``message_end``, or None on hang-up)
 
     @property
     def audio_s(self) -> float:
@@ -103,24 +121,64 @@ class CallSession:
 
     # --- inputs -----------------------------------------------------------
 
-    def feed(self, chunk: AudioChunk, now: float) -> AnalysisRequest | None:
-        """Add callee audio; returns a request when an analysis window closes."""
-        if self.state is SessionState.DECIDED or self._ended:
+    def feed(self, chunk: AudioChunk, now: float) -> Step:
+        """Add callee audio; returns a request when an analysis window closes, a
+        decision when a fax or SIT tone settles the call, or the greeting's end."""
+        if self._ended or (self.state is SessionState.DECIDED and self.tones is None):
             return None
         self._last_audio_at = now
         before = self._audio.input_seconds
+        samples = self._audio.decode(chunk.data, chunk.format)
+        found = self.tones.feed(samples) if self.tones is not None else []
+        if self.state is SessionState.DECIDED:
+            return self._check_message_end()
         if before >= self.policy.max_window_s:
             self.dropped_s += chunk.duration
-            return None
-        self._append(self._audio.push(chunk.data, chunk.format))
+        else:
+            self._append(self._audio.resample(samples))
+        tone = next((e for e in found if e.kind in (ToneKind.FAX, ToneKind.SIT)), None)
+        if tone is not None:
+            return self._decide_on_tone(tone)
         return self._maybe_request(now)
 
-    def end_of_stream(self, now: float) -> AnalysisRequest | Decision | None:
+    def watch_message_end(self, now: float) -> MessageEnd | None:
+        """After a MACHINE decision by the engine: keep listening until the greeting
+        ends. Returns the end if it already came; otherwise ``feed`` and the
+        timeouts return it later. Other decisions (and no tone tracker) end the
+        watch at once with no result."""
+        decision = self.decision
+        if (
+            self.watch_over
+            or self.watching
+            or self.tones is None
+            or decision is None
+            or decision.status is not Status.MACHINE
+            or decision.cause is not Cause.CLASSIFIER
+        ):
+            self.watch_over = True
+            return None
+        self.watching = True
+        self._last_audio_at = now
+        if self._ended:  # no more audio is coming: what was heard is all there is
+            return self._check_message_end() or self._timeout_message_end()
+        return self._check_message_end()
+
+    def release(self) -> None:
+        """The transport let the call go: stop the tone tracker, end any watch."""
+        self.tones = None
+        self._end_watch(None)
+
+    def end_of_stream(self, now: float) -> Step:
         """The source ended without a hang-up (a file's end, a client's flush).
 
         What was received is analysed as the final clip; with too little audio
         the answer is NOTSURE/NOAUDIO.
         """
+        if self.watching and not self._ended:
+            self._ended = True
+            if self.tones is not None:
+                self.tones.end()
+            return self._check_message_end() or self._timeout_message_end()
         if self.state is SessionState.DECIDED or self._ended:
             return None
         self._ended = True
@@ -133,16 +191,20 @@ class CallSession:
         return self._request(now, final=True)
 
     def hangup(self, now: float) -> Decision | None:
-        """The callee hung up; HANGUP unless a decision was already taken."""
+        """The callee hung up; HANGUP unless a decision was already taken (a watch
+        for the greeting's end ends with no result)."""
         if self.state is SessionState.DECIDED:
+            self._end_watch(None)
             return None
         return self._decide(Decision(Status.HANGUP, Cause.HANGUP, self.audio_s))
 
-    def check_timeouts(self, now: float) -> AnalysisRequest | Decision | None:
+    def check_timeouts(self, now: float) -> Step:
         """Call periodically. When the PBX stopped sending audio (a stream that ended
         without saying so, or silence suppression on the trunk), what was heard is
         analysed as the final clip, as at an end of stream; with nothing heard the
-        answer is NOTSURE/NOAUDIO."""
+        answer is NOTSURE/NOAUDIO. A watch for the greeting's end times out."""
+        if self.watching and now - self._last_audio_at >= self.policy.no_audio_timeout_s:
+            return self._timeout_message_end()
         if self.state is not SessionState.LISTENING or self._ended:
             return None
         if now - self._last_audio_at >= self.policy.no_audio_timeout_s:
@@ -150,7 +212,7 @@ class CallSession:
             return self.end_of_stream(now)
         return None
 
-    def on_result(self, result: AnalysisResult, now: float) -> AnalysisRequest | Decision | None:
+    def on_result(self, result: AnalysisResult, now: float) -> Step:
         """The engine answered the request in flight."""
         if self.state is not SessionState.ANALYZING:
             return None  # decided meanwhile (hang-up, timeout): the answer is moot
@@ -178,6 +240,33 @@ class CallSession:
         return self._decide(Decision(Status.NOTSURE, Cause.ERROR, self.audio_s))
 
     # --- internals --------------------------------------------------------
+
+    def _decide_on_tone(self, tone: ToneEvent) -> Decision:
+        cause = Cause.FAX if tone.kind is ToneKind.FAX else Cause.SIT
+        log.info("call %s: %s tone at %.2f s", self.call_id, tone.kind.value, tone.start_s)
+        return self._decide(Decision(Status.MACHINE, cause, tone.detected_s))
+
+    def _check_message_end(self) -> MessageEnd | None:
+        if not self.watching or self.tones is None:
+            return None
+        end = message_end(self.tones, self.policy.message_end)
+        if end is not None:
+            self._end_watch(end)
+        return end
+
+    def _timeout_message_end(self) -> MessageEnd:
+        heard = self.tones.audio_s if self.tones is not None else self._audio.input_seconds
+        end = MessageEnd(MessageEndKind.TIMEOUT, heard)
+        self._end_watch(end)
+        return end
+
+    def _end_watch(self, end: MessageEnd | None) -> None:
+        if self.watch_over:
+            return
+        self.watching = False
+        self.watch_over = True
+        self.message_end = end
+        self.tones = None
 
     def _append(self, samples: Float32Array) -> None:
         room = self._capacity - self._filled

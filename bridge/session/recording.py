@@ -15,8 +15,9 @@ from collections.abc import Awaitable, Callable
 from bridge.audio import AudioChunk, AudioFormat
 from bridge.audio.codecs import Float32Array
 from bridge.errors import EngineError
-from bridge.session.call import AnalysisRequest, CallSession, DecisionPolicy
+from bridge.session.call import AnalysisRequest, CallSession, DecisionPolicy, Step
 from bridge.session.decision import AnalysisResult, Decision
+from bridge.session.message_end import MessageEnd
 
 log = logging.getLogger(__name__)
 Analyze = Callable[[Float32Array], Awaitable[AnalysisResult]]
@@ -35,7 +36,7 @@ async def decide_recording(
     """The decision a call with this audio would get; never raises for engine failures."""
     session = CallSession(call_id, fmt, policy, clock())
     frame = max(fmt.bytes_per_sample, int(fmt.rate * FRAME_S) * fmt.bytes_per_sample)
-    step: AnalysisRequest | Decision | None = None
+    step: Step = None
     for offset in range(0, len(data), frame):
         step = session.feed(AudioChunk(fmt, data[offset : offset + frame]), clock())
         step = await settle(session, step, analyze, analysis_timeout_s, clock)
@@ -49,11 +50,11 @@ async def decide_recording(
 
 async def settle(
     session: CallSession,
-    step: AnalysisRequest | Decision | None,
+    step: Step,
     analyze: Analyze,
     timeout_s: float,
     clock: Callable[[], float],
-) -> Decision | None:
+) -> Decision | MessageEnd | None:
     """Run the session's analysis requests until it decides or waits for more audio.
 
     A failed or late analysis is the session's NOTSURE/ERROR, never an exception.

@@ -21,7 +21,7 @@ from websockets.exceptions import ConnectionClosed
 from bridge.audio import AudioChunk
 from bridge.errors import ProtocolError
 from bridge.protocols import audio_fork as wire
-from bridge.session import CallSession
+from bridge.session import CallSession, Decision, MessageEnd
 from bridge.transports.call_log import log_call
 from bridge.transports.live_call import LiveCall, StreamHandler
 
@@ -105,13 +105,15 @@ class AudioForkHandler(StreamHandler):
                 return
 
     async def _finish(self, ws: ServerConnection, call: LiveCall, params: wire.ForkParams) -> None:
-        decision = await call.decided
-        if params.uuid is not None:
-            await self.publish(params.uuid, decision)
-        self.outcomes[decision.status.value] += 1
+        async def announce(result: Decision | MessageEnd) -> None:
+            with contextlib.suppress(ConnectionClosed):
+                await ws.send(wire.result_message(result, params.uuid))
+
+        try:
+            await self.conclude(call, params.uuid, params.message_end, announce)
+        finally:
+            call.release()
         log_call(call.session, "audio_fork")
-        with contextlib.suppress(ConnectionClosed):
-            await ws.send(wire.result_message(decision, params.uuid))
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(ws.close(), CLOSE_TIMEOUT_S)
 

@@ -23,7 +23,13 @@ from bridge.protocols import audiosocket as wire
 from bridge.session import CallSession, DecisionPolicy
 from bridge.session.recording import Analyze
 from bridge.transports.call_log import log_call
-from bridge.transports.live_call import LiveCall, Publish, StreamHandler
+from bridge.transports.live_call import (
+    LiveCall,
+    MessageEndRequested,
+    Publish,
+    StreamHandler,
+    not_said,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +57,14 @@ class AudioSocketHandler(StreamHandler):
         analysis_timeout_s: float,
         publish: Publish | None = None,
         limits: AudioSocketLimits = AudioSocketLimits(),
+        message_end_default: bool = False,
+        message_end_requested: MessageEndRequested = not_said,
     ) -> None:
-        super().__init__(analyze, policy, analysis_timeout_s, publish)
+        super().__init__(analyze, policy, analysis_timeout_s, publish, message_end_default)
         self.limits = limits
+        # Asterisk cannot say it on the AudioSocket; the dialplan says it in its
+        # AMDStart event, which the AMI link keeps.
+        self.message_end_requested = message_end_requested
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.active += 1
@@ -188,9 +199,12 @@ class _Connection:
         self.writer.write(wire.encode_audio(message.format.rate, bytes(len(message.data))))
 
     async def _finish(self, call: LiveCall) -> None:
-        decision = await call.decided
-        await self.handler.publish(self.call_id, decision)
-        self.handler.outcomes[decision.status.value] += 1
+        await call.decided  # the AMDStart event that may ask to wait has come by now
+        watch = self.handler.message_end_requested(self.call_id)
+        try:
+            await self.handler.conclude(call, self.call_id, watch)
+        finally:
+            call.release()
         log_call(call.session, "audiosocket")
         if self.writer.is_closing():
             return

@@ -15,10 +15,12 @@ from bridge.errors import ProtocolError
 from bridge.protocols.amd_ws import (
     decision_message,
     error_message,
+    message_end_message,
     parse_request_path,
     parse_text_message,
 )
-from bridge.session import AnalysisRequest, CallSession, Decision, DecisionPolicy
+from bridge.session import CallSession, DecisionPolicy
+from bridge.session.call import Step
 from bridge.session.recording import settle
 from bridge.transports.call_log import log_call
 
@@ -29,11 +31,16 @@ class AmdWebSocketHandler:
     """One instance per server; ``handle`` runs once per connection."""
 
     def __init__(
-        self, engine: BatchingEngine, policy: DecisionPolicy, analysis_timeout_s: float
+        self,
+        engine: BatchingEngine,
+        policy: DecisionPolicy,
+        analysis_timeout_s: float,
+        message_end_default: bool = False,
     ) -> None:
         self.engine = engine
         self.policy = policy
         self.analysis_timeout_s = analysis_timeout_s
+        self.message_end_default = message_end_default
 
     async def handle(self, ws: ServerConnection) -> None:
         try:
@@ -45,23 +52,25 @@ class AmdWebSocketHandler:
         loop = asyncio.get_running_loop()
         call_id = params.call_id or uuid.uuid4().hex
         session = CallSession(call_id, params.format, self.policy, loop.time())
+        watch = self.message_end_default if params.message_end is None else params.message_end
         try:
-            await self._converse(ws, session)
+            await self._converse(ws, session, watch)
         except ConnectionClosed:
             session.hangup(loop.time())  # HANGUP unless already decided
         finally:
+            session.release()
             log_call(session, "ws_amd")
 
-    async def _converse(self, ws: ServerConnection, session: CallSession) -> None:
+    async def _converse(self, ws: ServerConnection, session: CallSession, watch: bool) -> None:
         loop = asyncio.get_running_loop()
-        early_sent = False
+        early_sent = end_sent = False
         while True:
             flushed = False
-            step: AnalysisRequest | Decision | None
+            step: Step
             try:
                 message = await asyncio.wait_for(ws.recv(), self.policy.no_audio_timeout_s)
             except asyncio.TimeoutError:
-                if session.decision is not None:
+                if session.decision is not None and not session.watching:
                     flushed = True  # decided and the client went quiet: finish
                 step = session.check_timeouts(loop.time())
             else:
@@ -80,6 +89,11 @@ class AmdWebSocketHandler:
             if decision is not None and not early_sent:
                 await ws.send(decision_message("early", decision))
                 early_sent = True
+                if watch:
+                    session.watch_message_end(loop.time())
+            if session.message_end is not None and not end_sent:
+                await ws.send(message_end_message(session.message_end))
+                end_sent = True
             if flushed and decision is not None:
                 await ws.send(decision_message("final", decision))
                 await ws.close()
