@@ -29,7 +29,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from bridge.audio.codecs import Float32Array
-from bridge.tones.spectrum import HOP_S, FrameAnalyzer, Frames
+from bridge.tones.spectrum import HOP_S, WINDOW_S, FrameAnalyzer, Frames
 
 PURITY_MIN = 0.8  # a pure tone measures >0.95 at 10 dB SNR; two equal tones ~0.6
 TONE_MIN_DB = -45.0  # quieter than this is not a tone anyone is meant to hear
@@ -149,8 +149,16 @@ class ToneTracker:
         self.audio_s = 0.0  # audio analysed so far (up to the last frame's end)
         self._steady_end_s: float | None = None  # end of the last steady tone
         self._recent: deque[float] = deque(maxlen=RECENT_FRAMES)  # band levels, newest last
-        self.last_speech_s: float | None = None  # centre of the last speech frame
+        self._tonal_s = -1.0  # centre of the last tonal frame
+        # Centres of the latest speech frames (a window's worth), and the one before.
+        self._speech: deque[float] = deque(maxlen=8)
+        self._older_speech_s: float | None = None  # centre of the last speech frame
         self.events: list[ToneEvent] = []  # every tone found so far, oldest first
+
+    @property
+    def last_speech_s(self) -> float | None:
+        """Centre of the last frame of speech (loud audio that is not a tone)."""
+        return self._speech[-1] if self._speech else self._older_speech_s
 
     def feed(self, samples: Float32Array) -> list[ToneEvent]:
         return self._take(self._frames.feed(samples))
@@ -179,8 +187,18 @@ class ToneTracker:
         floor_before = self._floor_db
         floor = self._track_floor(band)
         tonal = purity >= PURITY_MIN and level >= TONE_MIN_DB
-        if not tonal and band >= max(floor + SPEECH_OVER_FLOOR_DB, SPEECH_MIN_DB):
-            self.last_speech_s = center
+        # Speech is loud audio that is not a tone, nor a window holding a tone's
+        # start or end (whose spectrum is smeared).
+        if tonal:
+            self._tonal_s = center
+            while self._speech and self._speech[-1] > center - WINDOW_S:
+                self._speech.pop()
+        elif band >= max(floor + SPEECH_OVER_FLOOR_DB, SPEECH_MIN_DB) and (
+            center - self._tonal_s > WINDOW_S
+        ):
+            if len(self._speech) == self._speech.maxlen:
+                self._older_speech_s = self._speech[0]
+            self._speech.append(center)
         found: list[ToneEvent] = []
         run = self._run
         self._recent.append(band)
@@ -232,7 +250,7 @@ class ToneTracker:
         if (
             abs(freq - CNG_HZ) <= CNG_TOLERANCE_HZ
             and CNG_S[0] <= duration <= CNG_S[1]
-            and (self.last_speech_s is None or self.last_speech_s > end)
+            and self.last_speech_s is None
         ):
             return [ToneEvent(ToneKind.FAX, start, end, freq, self.audio_s)]
         if (
