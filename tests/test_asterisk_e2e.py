@@ -9,8 +9,12 @@ raises a test event with the ``AMDSTATUS``/``AMDCAUSE`` the dialplan sees.
 from __future__ import annotations
 
 import time
+import wave
+from pathlib import Path
 
+import numpy as np
 import pytest
+import soxr
 
 from bridge.errors import ConfigError
 from bridge.settings import Settings
@@ -22,6 +26,16 @@ from tests.test_engine_real import HUMAN_OPENER, MACHINE_GREETING
 
 pytestmark = pytest.mark.slow
 PROMPTS = "usr/share/asterisk/sounds/en_US_f_Allison"
+DROP_MESSAGE = "Hello, this is a reminder from Parkside Dental about your appointment on Monday."
+# What VoiceMail(100@default,u) plays for a mailbox with no recorded greeting.
+VOICEMAIL_GREETING = (
+    "vm-theperson",
+    "digits/1",
+    "digits/0",
+    "digits/0",
+    "vm-isunavail",
+    "vm-intro",
+)
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +53,7 @@ def pbx(speech_wav):  # type: ignore[no-untyped-def]
     pbx.add_sound("human", speech_wav(HUMAN_OPENER))
     pbx.add_sound("hello", speech_wav("Hello?", lead_s=0.2))
     pbx.add_sound("vmintro", root / PROMPTS / "vm-intro.wav")
+    pbx.add_sound("dropmessage", speech_wav(DROP_MESSAGE, lead_s=0.0))
     try:
         ami = pbx.start()
     except Exception:
@@ -65,13 +80,17 @@ def use_bridge_at(ami: AmiClient, addr: str) -> None:
 
 
 def call(
-    ami: AmiClient, callee: str, wait_for: str = "AMDTestResult", timeout: float = 30
+    ami: AmiClient,
+    callee: str,
+    wait_for: str = "AMDTestResult",
+    timeout: float = 30,
+    context: str = "amd-test-caller",
 ) -> Packet:
     """Originate one call; return the caller side's test event."""
     action_id = ami.send(
         "Originate",
         Channel=f"Local/{callee}@amd-test-callee",
-        Context="amd-test-caller",
+        Context=context,
         Exten="s",
         Priority="1",
         Async="true",
@@ -188,3 +207,45 @@ def test_the_sample_campaign_dialplan_loads_in_asterisk(pbx):
     assert "Gosub(amd-bridge,s,1)" in campaign
     assert "TryExec(AudioSocket(${AMDID},${addr}))" in subroutine
     assert "AMD_BRIDGE_ADDR=127.0.0.1:9092" in globals_
+
+
+def wav_seconds(path: Path) -> float:
+    with wave.open(str(path)) as w:
+        return w.getnframes() / w.getframerate()
+
+
+def test_a_voicemail_drop_starts_after_asterisks_own_voicemail_beep(pbx, bridge, detector):
+    """The callee is Asterisk's VoiceMail(): greeting, beep, recording. The caller
+    waits for the greeting's end, then plays a message; the mailbox must hold all of it."""
+    use_bridge_at(pbx.ami, bridge.audiosocket_addr)
+    before = set(pbx.voicemails())
+    result = call(pbx.ami, "voicemail", context="amd-test-drop", timeout=60)
+    assert first(result, "Status") == "MACHINE", result
+    assert first(result, "MessageEnd") == "BEEP", result
+    prompts = pbx.root / PROMPTS
+    beep_end_s = sum(wav_seconds(prompts / f"{name}.wav") for name in (*VOICEMAIL_GREETING, "beep"))
+    assert int(first(result, "BeepMs")) / 1000 == pytest.approx(beep_end_s, abs=0.3)
+    # the AMI event for dialers carries the same
+    event = pbx.ami.wait(
+        lambda p: (
+            first(p, "UserEvent") == "AMDMessageEnd" and first(p, "AmdId") == first(result, "Id")
+        ),
+        5,
+    )
+    assert first(event, "MessageEnd") == "BEEP"
+    assert first(event, "BeepMs") == first(result, "BeepMs")
+    assert_no_call_left(pbx.ami)
+    deadline = time.monotonic() + 10
+    while not (new := set(pbx.voicemails()) - before) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert len(new) == 1, "VoiceMail() saved the message"
+    recording = new.pop()
+    message_s = wav_seconds(pbx.dir / "sounds" / "dropmessage.wav")
+    recorded_s = wav_seconds(recording)
+    # All of the message is there: it started after the beep, when recording had begun.
+    assert message_s - 0.2 <= recorded_s <= message_s + 1.5, (recorded_s, message_s)
+    with wave.open(str(recording)) as w:
+        pcm = np.frombuffer(w.readframes(w.getnframes()), np.int16).astype(np.float32) / 32768
+        heard = soxr.resample(pcm, w.getframerate(), 16000).astype(np.float32)
+    transcript = detector.analyze_batch([heard[: 16000 * 4]])[0].transcript.lower()
+    assert "hello" in transcript or "this is" in transcript, transcript

@@ -84,6 +84,9 @@ class AnalysisRequest:
 # What an input to the session may produce.
 Step = AnalysisRequest | Decision | MessageEnd | None
 
+# While watching for a greeting's end, audio missing for longer than this is silence.
+STALL_S = 0.1
+
 # Audio shorter than this cannot hold a word; an end of stream before it is NOAUDIO.
 MIN_ANALYSIS_S = 0.1
 
@@ -113,6 +116,7 @@ class CallSession:
         self.watching = False  # waiting for the end of a machine's greeting
         self.message_end: MessageEnd | None = None
         self.watch_over = False  # the watch ended (with ``message_end``, or None on hang-up)
+        self._stall_filled_at = now
 
     @property
     def audio_s(self) -> float:
@@ -203,8 +207,10 @@ class CallSession:
         without saying so, or silence suppression on the trunk), what was heard is
         analysed as the final clip, as at an end of stream; with nothing heard the
         answer is NOTSURE/NOAUDIO. A watch for the greeting's end times out."""
-        if self.watching and now - self._last_audio_at >= self.policy.no_audio_timeout_s:
-            return self._timeout_message_end()
+        if self.watching:
+            if now - self._last_audio_at >= self.policy.no_audio_timeout_s:
+                return self._timeout_message_end()
+            return self._fill_stall(now)
         if self.state is not SessionState.LISTENING or self._ended:
             return None
         if now - self._last_audio_at >= self.policy.no_audio_timeout_s:
@@ -245,6 +251,17 @@ class CallSession:
         cause = Cause.FAX if tone.kind is ToneKind.FAX else Cause.SIT
         log.info("call %s: %s tone at %.2f s", self.call_id, tone.kind.value, tone.start_s)
         return self._decide(Decision(Status.MACHINE, cause, tone.detected_s))
+
+    def _fill_stall(self, now: float) -> MessageEnd | None:
+        """While watching, a stream that pauses is heard as silence: a PBX sends
+        nothing while a voicemail records (Asterisk's Local channels), and a beep's
+        end shows only in the audio after it."""
+        gap = now - max(self._last_audio_at, self._stall_filled_at)
+        if gap < STALL_S or self.tones is None:
+            return None
+        self._stall_filled_at = now
+        self.tones.feed(np.zeros(round(gap * self.format.rate), dtype=np.float32))
+        return self._check_message_end()
 
     def _check_message_end(self) -> MessageEnd | None:
         if not self.watching or self.tones is None:

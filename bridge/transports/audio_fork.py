@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 FIRST_MESSAGE_TIMEOUT_S = 5.0
 CLOSE_TIMEOUT_S = 2.0
+# While a call waits for a greeting's end, how often a quiet stream is checked.
+STALL_CHECK_S = 0.1
 
 
 class AudioForkHandler(StreamHandler):
@@ -92,8 +94,10 @@ class AudioForkHandler(StreamHandler):
                     call.end_of_stream()
             elif message is not None:
                 self.outcomes["text_ignored"] += 1  # uuid_audio_fork ... send_text
+            watching = call.session.watching
+            timeout = STALL_CHECK_S if watching else self.policy.no_audio_timeout_s
             try:
-                message = await asyncio.wait_for(ws.recv(), self.policy.no_audio_timeout_s)
+                message = await asyncio.wait_for(ws.recv(), timeout)
             except asyncio.TimeoutError:
                 call.check_timeouts()
                 message = None

@@ -39,6 +39,9 @@ READ_BYTES = 8192
 MAX_FRAME_BYTES = 16384
 # Silence not yet taken by Asterisk past which we stop adding more.
 MAX_UNSENT_BYTES = 64 * 1024
+# While a call waits for a greeting's end, how often a quiet stream is checked
+# (a beep's end shows only in what follows it) and kept alive with silence.
+STALL_CHECK_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,6 @@ class _Connection:
         broken: wire.AudioSocketError | None,
     ) -> None:
         pending = early
-        timeout = self.handler.policy.no_audio_timeout_s
         while True:
             for message in pending:
                 if not self._on_message(message):
@@ -141,9 +143,13 @@ class _Connection:
             if broken is not None:
                 self._protocol_error(broken)
                 return
+            watching = self.call is not None and self.call.session.watching
+            timeout = STALL_CHECK_S if watching else self.handler.policy.no_audio_timeout_s
             try:
                 data = await asyncio.wait_for(reader.read(READ_BYTES), timeout)
             except asyncio.TimeoutError:
+                if watching:
+                    self._keep_alive()
                 self._live(None).check_timeouts()
                 pending = []
                 continue
@@ -188,6 +194,13 @@ class _Connection:
         if isinstance(message, wire.CallId):
             log.debug("call %s: repeated call id ignored", self.call_id)
         return True  # DTMF is not used for detection
+
+    def _keep_alive(self) -> None:
+        """Asterisk ends AudioSocket() after 2 s with nothing from either side; while
+        a held call's far end is silent (a voicemail recording), we speak up."""
+        if self.call is not None and not self.released and not self.writer.is_closing():
+            rate = self.call.session.format.rate
+            self.writer.write(wire.encode_audio(rate, bytes(2 * rate // 50)))
 
     def _answer_with_silence(self, message: wire.Audio) -> None:
         if self.released or self.writer.is_closing():

@@ -22,6 +22,7 @@ from bridge.protocols.amd_ws import (
 from bridge.session import CallSession, DecisionPolicy
 from bridge.session.call import Step
 from bridge.session.recording import settle
+from bridge.transports.audio_fork import STALL_CHECK_S
 from bridge.transports.call_log import log_call
 
 log = logging.getLogger(__name__)
@@ -67,8 +68,9 @@ class AmdWebSocketHandler:
         while True:
             flushed = False
             step: Step
+            timeout = STALL_CHECK_S if session.watching else self.policy.no_audio_timeout_s
             try:
-                message = await asyncio.wait_for(ws.recv(), self.policy.no_audio_timeout_s)
+                message = await asyncio.wait_for(ws.recv(), timeout)
             except asyncio.TimeoutError:
                 if session.decision is not None and not session.watching:
                     flushed = True  # decided and the client went quiet: finish

@@ -41,6 +41,7 @@ MODULES = (
     "format_wav",
     "format_pcm",
     "codec_ulaw",
+    "app_voicemail",
 )
 
 TEST_CONTEXTS = Path(__file__).with_name("test_contexts.conf")
@@ -84,6 +85,11 @@ class AsteriskPbx:
         except OSError:
             return ""
 
+    def voicemails(self, mailbox: str = "100") -> list[Path]:
+        """The messages Asterisk's VoiceMail() recorded in ``mailbox`` (context default)."""
+        inbox = self.dir / "spool" / "voicemail" / "default" / mailbox / "INBOX"
+        return sorted(inbox.glob("msg*.wav"))
+
     def add_sound(self, name: str, wav: Path) -> None:
         """Make ``wav`` (8 kHz mono 16-bit) playable as ``/<dir>/sounds/<name>``."""
         with wave.open(str(wav)) as w:
@@ -114,6 +120,10 @@ class AsteriskPbx:
             "[general]\n[logfiles]\nconsole => notice,warning,error,verbose\n"
         )
         shutil.copyfile(self.root / "etc/asterisk/amd.conf", etc / "amd.conf")
+        (etc / "voicemail.conf").write_text(
+            "[general]\nformat = wav\nminsecs = 1\nmaxsecs = 60\nmaxsilence = 10\n"
+            "[default]\n100 => 1234,Test Box\n"
+        )
         bridge_user = (DIALPLAN / "manager.d" / "amd-bridge.conf").read_text()
         bridge_user = "\n".join(
             f"secret = {BRIDGE_SECRET}" if line.startswith("secret") else line
