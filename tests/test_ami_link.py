@@ -10,7 +10,7 @@ import contextlib
 import pytest
 
 from bridge.pbx.ami import AmiConfig, AmiLink
-from bridge.session import Cause, Decision, Status
+from bridge.session import Cause, Decision, MessageEnd, MessageEndKind, Status
 
 CHANNEL = "PJSIP/trunk-00000042"
 CALL = "4f6c2c1e-5a4b-4c1e-9d6e-0a1b2c3d4e5f"
@@ -168,3 +168,59 @@ def test_asterisk_starting_after_the_bridge_is_picked_up_by_the_backoff():
 @pytest.mark.parametrize("secret", ["s3cret"])
 def test_the_secret_is_never_in_the_config_repr(secret):
     assert secret not in repr(config(5038))
+
+
+def test_a_call_that_asks_for_the_greetings_end_gets_it_on_the_same_channel():
+    async def scenario(peer):
+        link = AmiLink(config(peer.port))
+        await link.start()
+        peer.event(
+            Event="UserEvent", Channel=CHANNEL, UserEvent="AMDStart", AmdId=CALL, MessageEnd="yes"
+        )
+        peer.event(Event="UserEvent", Channel="PJSIP/b-2", UserEvent="AMDStart", AmdId="other")
+        peer.event(
+            Event="UserEvent",
+            Channel="PJSIP/c-3",
+            UserEvent="AMDStart",
+            AmdId="bad",
+            MessageEnd="maybe",
+        )
+        await asyncio.sleep(0.05)
+        asked = (
+            link.message_end_requested(CALL.upper()),
+            link.message_end_requested("other"),
+            link.message_end_requested("bad"),
+        )
+        await link.publish(CALL, decision())
+        ok = await link.publish(CALL, MessageEnd(MessageEndKind.BEEP, 10.06, 9.992))
+        await link.aclose()
+        return asked, ok, link.outcomes, peer.actions
+
+    asked, ok, outcomes, actions = run(scenario)
+    assert asked == (True, None, None)
+    assert outcomes["bad_start_event"] == 1
+    assert ok
+    setvars = [
+        (a["Variable"], a["Value"], a["Channel"]) for a in actions if a.get("Action") == "Setvar"
+    ]
+    assert setvars[-2:] == [("AMDMESSAGEEND", "BEEP", CHANNEL), ("AMDBEEPMS", "9992", CHANNEL)]
+    event = [a for a in actions if a.get("Action") == "UserEvent"][-1]
+    assert (event["UserEvent"], event["AmdId"], event["MessageEnd"], event["BeepMs"]) == (
+        "AMDMessageEnd",
+        CALL,
+        "BEEP",
+        "9992",
+    )
+    assert event["AudioMs"] == "10060"
+
+
+def test_a_greetings_end_for_a_call_whose_decision_never_reached_a_channel_is_counted():
+    async def scenario(peer):
+        link = AmiLink(config(peer.port))
+        await link.start()
+        ok = await link.publish("never-seen", MessageEnd(MessageEndKind.SILENCE, 8.0))
+        await link.aclose()
+        return ok, link.outcomes
+
+    ok, outcomes = run(scenario)
+    assert not ok and outcomes["channel_unknown"] == 1

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from bridge.errors import ProtocolError
 from bridge.protocols import audio_fork as wire
+from bridge.protocols.flags import parse_flag
 from bridge.session import Cause, Decision, Status
 
 CHANNEL = "0f3c0c2e-7f34-4a7c-9a39-5c6c3b0e8e11"
@@ -87,3 +88,26 @@ def test_the_result_is_a_json_message_the_module_turns_into_an_event():
     assert message["type"] == "json"
     assert message["data"]["status"] == "MACHINE" and message["data"]["uuid"] == CHANNEL
     assert json.loads(wire.error_message("bad"))["type"] == "error"
+
+
+def test_message_end_comes_from_the_query_or_the_metadata():
+    assert wire.params_from_path("/ws/audio-fork?message_end=yes").message_end is True
+    params = wire.params_with_metadata(wire.params_from_path("/"), '{"message_end": false}')
+    assert params.message_end is False
+    assert wire.params_from_path("/ws/audio-fork").message_end is None
+    with pytest.raises(ProtocolError, match="message_end"):
+        wire.params_with_metadata(wire.ForkParams(), '{"message_end": "sometimes"}')
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(True, True), (0, False), ("YES", True), (" off ", False), ("1", True), ("false", False)],
+)
+def test_flags_as_pbxs_and_clients_spell_them(value, expected):
+    assert parse_flag(value, "x") is expected
+
+
+@pytest.mark.parametrize("value", ["", "2", 2, None, 1.0, "ja", "yes!"])
+def test_other_flag_values_are_refused_by_name(value):
+    with pytest.raises(ProtocolError, match="x="):
+        parse_flag(value, "x")

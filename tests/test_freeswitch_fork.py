@@ -223,3 +223,42 @@ def test_garbage_is_refused_while_a_good_call_goes_on(detector, speech_wav):
     assert noise["type"] == "json" and noise["data"]["status"] in ("NOTSURE", "HUMAN", "MACHINE")
     assert outcomes["refused"] == 2 and outcomes["protocol_error"] == 1
     assert outcomes["no_uuid"] == 1  # the noise (the huge frame came before any call)
+
+
+def test_a_fork_that_asks_for_the_greetings_end_gets_it_after_the_beep(detector, speech_wav):
+    from training import tones
+
+    greeting = pcm(speech_wav(MACHINE_GREETING), 16000).astype(np.float32) / 32768
+    beep_end_s = len(greeting) / 16000 + 0.4 + 0.4
+    audio_f = np.concatenate(
+        [
+            greeting,
+            tones.silence(0.4, 16000),
+            tones.tones((1000.0,), 0.4, 16000),
+            tones.silence(2.0, 16000),
+        ]
+    )
+    stream = (audio_f * 32767).astype("<i2").tobytes()
+
+    async def scenario(service, fake, _port):
+        channel = fake.add_channel()
+        metadata = json.dumps({"uuid": channel.uuid, "message_end": True})
+        fork = await fork_call(url(service), metadata, stream, 16000, pace=1.0)
+        return channel, fork, fake.events, service.audio_fork_handler.outcomes
+
+    channel, fork, events, outcomes = run(detector, scenario)
+    assert channel.variables["AMDSTATUS"] == "MACHINE"
+    assert channel.variables["AMDMESSAGEEND"] == "BEEP"
+    assert int(channel.variables["AMDBEEPMS"]) / 1000 == pytest.approx(beep_end_s, abs=0.05)
+    decision, end = (m["data"] for m in fork.json_events())
+    assert (decision["type"], decision["status"]) == ("amd", "MACHINE")
+    assert (end["type"], end["message_end"], end["uuid"]) == (
+        "amd_message_end",
+        "BEEP",
+        channel.uuid,
+    )
+    assert end["beep_ms"] == int(channel.variables["AMDBEEPMS"])
+    subclasses = [dict(e.headers)["Event-Subclass"] for e in events]
+    assert subclasses == ["amd::result", "amd::message_end"]
+    assert outcomes["message_end_BEEP"] == 1
+    assert fork.close_code == 1000

@@ -196,3 +196,43 @@ def test_any_text_is_a_flush_or_a_protocol_error(text):
 def test_any_request_path_parses_or_raises_protocol_error(query):
     with contextlib.suppress(ProtocolError):
         assert parse_request_path("/ws/amd?" + query).format.rate > 0
+
+
+def test_message_end_parameter_reports_the_beep_after_the_early_machine(detector, speech_wav):
+    from training import tones
+
+    greeting = pcm(speech_wav(MACHINE_GREETING), 8000).astype(np.float32) / 32768
+    beep_end_s = len(greeting) / 8000 + 0.3 + 0.5
+    audio_f = np.concatenate(
+        [
+            greeting,
+            tones.silence(0.3, 8000),
+            tones.tones((850.0,), 0.5, 8000),
+            tones.silence(1.0, 8000),
+        ]
+    )
+    audio = encode_from_int16(Encoding.ULAW, (audio_f * 32767).astype(np.int16))
+
+    async def scenario(port):
+        url = f"ws://127.0.0.1:{port}/ws/amd?rate=8000&encoding=ulaw&message_end=yes"
+        async with connect(url) as ws:
+            got = await stream(ws, audio, 160)
+            await ws.send(json.dumps({"type": "flush"}))
+            async for message in ws:
+                got.append(json.loads(message))
+        return got
+
+    messages = run_with_service(detector, scenario)
+    assert [m["type"] for m in messages] == ["early", "message_end", "final"]
+    assert messages[0]["status"] == "MACHINE"
+    end = messages[1]
+    assert end["message_end"] == "BEEP"
+    assert end["beep_ms"] / 1000 == pytest.approx(beep_end_s, abs=0.05)
+
+
+def test_message_end_parameter_must_be_yes_or_no():
+    assert parse_request_path("/ws/amd?message_end=1").message_end is True
+    assert parse_request_path("/ws/amd?message_end=off").message_end is False
+    assert parse_request_path("/ws/amd").message_end is None
+    with pytest.raises(ProtocolError, match="message_end"):
+        parse_request_path("/ws/amd?message_end=later")
