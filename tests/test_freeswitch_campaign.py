@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bridge.server import running_service
@@ -85,3 +86,48 @@ def test_a_wrong_password_is_a_clear_error(capsys):
 
     assert asyncio.run(main()) == 2
     assert "authentication refused: -ERR invalid" in capsys.readouterr().err
+
+
+def test_a_voicemail_drop_transfers_the_machine_after_its_beep(detector, speech_wav, capsys):
+    from tests.test_ws_amd import pcm
+    from training import tones
+
+    campaign = load_script()
+    greeting = pcm(speech_wav(MACHINE_GREETING), 16000).astype("float32") / 32768
+    beep_end_s = len(greeting) / 16000 + 0.5 + 0.4
+    stream = np.concatenate(
+        [
+            greeting,
+            tones.silence(0.5, 16000),
+            tones.tones((1000.0,), 0.4, 16000),
+            tones.silence(3.0, 16000),
+        ]
+    )
+
+    async def main():
+        fake = FakeFreeSwitch(PASSWORD)
+        fake.callee_audio = lambda channel, rate: (stream * 32767).astype("<i2").tobytes()
+        await fake.start()
+        try:
+            async with running_service(settings_for(fake.port), detector) as service:
+                argv = ["--port", str(fake.port), "--password", PASSWORD, "--voicemail-drop"]
+                argv += ["--bridge-url", f"ws://127.0.0.1:{service.http_port}/ws/audio-fork"]
+                code = await asyncio.to_thread(campaign.main, [*argv, "+15550003"])
+                return code, fake.channels, fake.commands
+        finally:
+            await fake.stop()
+
+    code, channels, commands = asyncio.run(main())
+    assert code == 0
+    (line,) = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert (line["amdstatus"], line["message_end"]) == ("MACHINE", "BEEP")
+    assert int(line["beep_ms"]) / 1000 == pytest.approx(beep_end_s, abs=0.05)
+    assert channels[line["uuid"]].transferred_to == "amd_machine XML amd"
+    # held past the decision until the bridge heard the beep, then transferred
+    order = [c.split()[1] + (" " + c.split()[3] if "setvar" in c else "") for c in commands]
+    order = [
+        c
+        for c in order
+        if c in ("uuid_setvar AMDSTATUS", "uuid_setvar AMDMESSAGEEND", "uuid_transfer")
+    ]
+    assert order == ["uuid_setvar AMDSTATUS", "uuid_setvar AMDMESSAGEEND", "uuid_transfer"]

@@ -5,6 +5,9 @@ For each number: originate it (``originate`` returns once the callee answers),
 start mod_audio_fork toward amd-bridge, wait for ``AMDSTATUS`` on the channel
 (with a timeout), stop the fork, then transfer the call to the human or machine
 extension of ``dialplan/amd_bridge.xml`` (or let it go when the callee hung up).
+With ``--voicemail-drop`` a MACHINE call is transferred only once the bridge has
+heard the greeting end (``AMDMESSAGEEND``: its beep, silence, or a timeout), so
+the message the machine extension plays is recorded whole.
 One JSON line per call goes to stdout.
 
     python3 amd_campaign.py --password amd-bridge-change-me \\
@@ -81,6 +84,8 @@ class CallOutcome:
     amdcause: str
     waited_s: float
     action: str
+    message_end: str = ""  # with --voicemail-drop: BEEP, SILENCE or TIMEOUT
+    beep_ms: str = ""
 
 
 def place_call(
@@ -94,12 +99,20 @@ def place_call(
     )
     if not originated.startswith("+OK"):
         return CallOutcome(number, call_uuid, False, "", "", 0.0, f"not answered: {originated}")
-    metadata = json.dumps({"uuid": call_uuid}, separators=(",", ":"))
+    fields: dict[str, object] = {"uuid": call_uuid}
+    if args.voicemail_drop:
+        fields["message_end"] = True
+    metadata = json.dumps(fields, separators=(",", ":"))
     fork = fs.api(f"uuid_audio_fork {call_uuid} start {args.bridge_url} mono 16k {metadata}")
     started = time.monotonic()
-    status = cause = ""
+    status = cause = message_end = beep_ms = ""
     if fork.startswith("+OK"):
         status, cause = wait_for_result(fs, call_uuid, args.amd_timeout)
+        if status == "MACHINE" and args.voicemail_drop and not cause.startswith(("FAX", "SIT")):
+            # The greeting is still playing: the message starts after its beep.
+            message_end = wait_for_variable(fs, call_uuid, "AMDMESSAGEEND", args.greeting_timeout)
+            beep_ms = fs.api(f"uuid_getvar {call_uuid} AMDBEEPMS") if message_end else ""
+            beep_ms = "" if beep_ms == UNDEFINED else beep_ms
         fs.api(f"uuid_audio_fork {call_uuid} stop")
     waited = round(time.monotonic() - started, 2)
     if not status:
@@ -110,20 +123,29 @@ def place_call(
         target = args.machine_extension if status == "MACHINE" else args.human_extension
         reply = fs.api(f"uuid_transfer {call_uuid} {target} XML {args.context}")
         action = f"transfer {target}: {reply}"
-    return CallOutcome(number, call_uuid, True, status, cause, waited, action)
+    return CallOutcome(number, call_uuid, True, status, cause, waited, action, message_end, beep_ms)
 
 
 def wait_for_result(fs: EventSocket, call_uuid: str, timeout_s: float) -> tuple[str, str]:
     """Poll ``AMDSTATUS`` until the bridge sets it, the channel goes, or time is up."""
+    status = wait_for_variable(fs, call_uuid, "AMDSTATUS", timeout_s)
+    if status in ("", "HANGUP"):
+        return status, status
+    return status, fs.api(f"uuid_getvar {call_uuid} AMDCAUSE")
+
+
+def wait_for_variable(fs: EventSocket, call_uuid: str, name: str, timeout_s: float) -> str:
+    """Poll a channel variable until it is set ("HANGUP" when the channel went,
+    "" when time is up)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        status = fs.api(f"uuid_getvar {call_uuid} AMDSTATUS")
-        if status.startswith("-ERR"):  # no such channel: the callee hung up
-            return "HANGUP", "HANGUP"
-        if status and status != UNDEFINED:
-            return status, fs.api(f"uuid_getvar {call_uuid} AMDCAUSE")
+        value = fs.api(f"uuid_getvar {call_uuid} {name}")
+        if value.startswith("-ERR"):  # no such channel: the callee hung up
+            return "HANGUP"
+        if value and value != UNDEFINED:
+            return value
         time.sleep(0.1)
-    return "", ""
+    return ""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,6 +161,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--context", default="amd")
     parser.add_argument("--human-extension", default="amd_human")
     parser.add_argument("--machine-extension", default="amd_machine")
+    parser.add_argument(
+        "--voicemail-drop",
+        action="store_true",
+        help="on MACHINE, wait for the greeting's beep before the transfer (AMDMESSAGEEND)",
+    )
+    parser.add_argument(
+        "--greeting-timeout", type=float, default=35.0, help="seconds to wait for the beep"
+    )
     args = parser.parse_args(argv)
     try:
         fs = EventSocket(args.host, args.port, args.password)

@@ -17,7 +17,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-PACKAGES = ("asterisk", "asterisk-core-sounds-en-wav")
+PACKAGES = ("asterisk", "asterisk-core-sounds-en-wav", "asterisk-moh-opsound-wav")
 MIRROR = os.environ.get("AMD_TEST_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 DEFAULT_ROOT = Path("/var/cache/amd-bridge-tests/asterisk-sid")
 STAMP = ".amd-bridge-root"
