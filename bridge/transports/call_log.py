@@ -26,5 +26,6 @@ def log_call(session: CallSession, transport: str) -> None:
             **d.summary(),
             "compute_ms": d.compute_ms,
             "dropped_s": session.dropped_s,
+            **(session.message_end.summary() if session.message_end is not None else {}),
         },
     )
