@@ -151,15 +151,16 @@ class CallSession:
         timeouts return it later. Other decisions (and no tone tracker) end the
         watch at once with no result."""
         decision = self.decision
+        if self.watching:
+            return None  # already watching
         if (
             self.watch_over
-            or self.watching
             or self.tones is None
             or decision is None
             or decision.status is not Status.MACHINE
             or decision.cause is not Cause.CLASSIFIER
         ):
-            self.watch_over = True
+            self._end_watch(None)
             return None
         self.watching = True
         self._last_audio_at = now

@@ -93,6 +93,8 @@ class AmdWebSocketHandler:
                 early_sent = True
                 if watch:
                     session.watch_message_end(loop.time())
+                else:
+                    session.release()  # nothing more to listen for
             if session.message_end is not None and not end_sent:
                 await ws.send(message_end_message(session.message_end))
                 end_sent = True
