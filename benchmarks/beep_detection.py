@@ -29,11 +29,14 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import sys
 import time
 import wave
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.asterisk: the root
 
 from bridge.audio.chunk import Encoding
 from bridge.tones import ToneEvent, ToneKind, ToneTracker
@@ -203,16 +206,15 @@ def _percentiles(values: list[float]) -> dict[str, float] | None:
 
 
 def asterisk_root() -> Path | None:
-    try:
-        from tests.asterisk.root import ensure_root, why_not_supported
-    except ImportError:
-        return None
-    if why_not_supported() is not None:
+    from tests.asterisk.root import ensure_root, why_not_supported
+
+    if (reason := why_not_supported()) is not None:
+        print(f"(no Asterisk root: {reason}; prompts and music skipped)", file=sys.stderr)
         return None
     try:
         return ensure_root()
     except Exception as exc:  # no network, no debootstrap: measure without it
-        print(f"(no Asterisk root: {exc}; prompts and music skipped)")
+        print(f"(no Asterisk root: {exc}; prompts and music skipped)", file=sys.stderr)
         return None
 
 
