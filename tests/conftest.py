@@ -74,3 +74,25 @@ def speech_audio(speech_wav):  # type: ignore[no-untyped-def]
         return (pcm.astype(np.float32) / 32768).astype(np.float32)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def greeting_then_beep(speech_wav):  # type: ignore[no-untyped-def]
+    """``greeting_then_beep(rate, gap_s, beep_hz, beep_s, tail_s)``: a piper voicemail
+    greeting, a pause, a beep and quiet, as float32 at ``rate``, with the beep's end (s)."""
+    import soxr
+
+    from tests.test_engine_real import MACHINE_GREETING
+    from training import tones
+
+    def make(
+        rate: int, gap_s: float, beep_hz: float, beep_s: float, tail_s: float
+    ) -> tuple[np.ndarray, float]:
+        with wave.open(str(speech_wav(MACHINE_GREETING))) as w:
+            speech = np.frombuffer(w.readframes(w.getnframes()), np.int16).astype(np.float32)
+        greeting = soxr.resample(speech / 32768, 8000, rate).astype(np.float32)
+        parts = [greeting, tones.silence(gap_s, rate), tones.tones((beep_hz,), beep_s, rate)]
+        beep_end_s = sum(len(p) for p in parts) / rate
+        return np.concatenate([*parts, tones.silence(tail_s, rate)]), beep_end_s
+
+    return make

@@ -11,7 +11,6 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from bridge.server import running_service
@@ -88,21 +87,11 @@ def test_a_wrong_password_is_a_clear_error(capsys):
     assert "authentication refused: -ERR invalid" in capsys.readouterr().err
 
 
-def test_a_voicemail_drop_transfers_the_machine_after_its_beep(detector, speech_wav, capsys):
-    from tests.test_ws_amd import pcm
-    from training import tones
-
+def test_a_voicemail_drop_transfers_the_machine_after_its_beep(
+    detector, greeting_then_beep, capsys
+):
     campaign = load_script()
-    greeting = pcm(speech_wav(MACHINE_GREETING), 16000).astype("float32") / 32768
-    beep_end_s = len(greeting) / 16000 + 0.5 + 0.4
-    stream = np.concatenate(
-        [
-            greeting,
-            tones.silence(0.5, 16000),
-            tones.tones((1000.0,), 0.4, 16000),
-            tones.silence(3.0, 16000),
-        ]
-    )
+    stream, beep_end_s = greeting_then_beep(16000, 0.5, 1000.0, 0.4, 3.0)
 
     async def main():
         fake = FakeFreeSwitch(PASSWORD)

@@ -225,19 +225,10 @@ def test_garbage_is_refused_while_a_good_call_goes_on(detector, speech_wav):
     assert outcomes["no_uuid"] == 1  # the noise (the huge frame came before any call)
 
 
-def test_a_fork_that_asks_for_the_greetings_end_gets_it_after_the_beep(detector, speech_wav):
-    from training import tones
-
-    greeting = pcm(speech_wav(MACHINE_GREETING), 16000).astype(np.float32) / 32768
-    beep_end_s = len(greeting) / 16000 + 0.4 + 0.4
-    audio_f = np.concatenate(
-        [
-            greeting,
-            tones.silence(0.4, 16000),
-            tones.tones((1000.0,), 0.4, 16000),
-            tones.silence(2.0, 16000),
-        ]
-    )
+def test_a_fork_that_asks_for_the_greetings_end_gets_it_after_the_beep(
+    detector, greeting_then_beep
+):
+    audio_f, beep_end_s = greeting_then_beep(16000, 0.4, 1000.0, 0.4, 2.0)
     stream = (audio_f * 32767).astype("<i2").tobytes()
 
     async def scenario(service, fake, _port):

@@ -57,19 +57,21 @@ async def stream(ws, samples: bytes, frame_bytes: int) -> list[dict]:
     return got
 
 
+async def converse(port: int, query: str, audio: bytes) -> list[dict]:
+    """Stream 20 ms mu-law frames, flush, and collect every message until the close."""
+    async with connect(f"ws://127.0.0.1:{port}/ws/amd?{query}") as ws:
+        got = await stream(ws, audio, 160)
+        await ws.send(json.dumps({"type": "flush"}))
+        async for message in ws:
+            got.append(json.loads(message))
+    return got
+
+
 def test_mu_law_human_gets_early_then_final_after_flush(detector, speech_wav):
     audio = encode_from_int16(Encoding.ULAW, pcm(speech_wav(HUMAN_OPENER, total_s=5.0), 8000))
-
-    async def scenario(port):
-        url = f"ws://127.0.0.1:{port}/ws/amd?rate=8000&encoding=ulaw&call_id=test-1"
-        async with connect(url) as ws:
-            got = await stream(ws, audio, 160)
-            await ws.send(json.dumps({"type": "flush"}))
-            async for message in ws:
-                got.append(json.loads(message))
-        return got
-
-    messages = run_with_service(detector, scenario)
+    messages = run_with_service(
+        detector, lambda port: converse(port, "rate=8000&encoding=ulaw&call_id=test-1", audio)
+    )
     assert [m["type"] for m in messages] == ["early", "final"]
     early = messages[0]
     assert early["label"] == "human" and early["status"] == "HUMAN"
@@ -198,31 +200,14 @@ def test_any_request_path_parses_or_raises_protocol_error(query):
         assert parse_request_path("/ws/amd?" + query).format.rate > 0
 
 
-def test_message_end_parameter_reports_the_beep_after_the_early_machine(detector, speech_wav):
-    from training import tones
-
-    greeting = pcm(speech_wav(MACHINE_GREETING), 8000).astype(np.float32) / 32768
-    beep_end_s = len(greeting) / 8000 + 0.3 + 0.5
-    audio_f = np.concatenate(
-        [
-            greeting,
-            tones.silence(0.3, 8000),
-            tones.tones((850.0,), 0.5, 8000),
-            tones.silence(1.0, 8000),
-        ]
-    )
+def test_message_end_parameter_reports_the_beep_after_the_early_machine(
+    detector, greeting_then_beep
+):
+    audio_f, beep_end_s = greeting_then_beep(8000, 0.3, 850.0, 0.5, 1.0)
     audio = encode_from_int16(Encoding.ULAW, (audio_f * 32767).astype(np.int16))
-
-    async def scenario(port):
-        url = f"ws://127.0.0.1:{port}/ws/amd?rate=8000&encoding=ulaw&message_end=yes"
-        async with connect(url) as ws:
-            got = await stream(ws, audio, 160)
-            await ws.send(json.dumps({"type": "flush"}))
-            async for message in ws:
-                got.append(json.loads(message))
-        return got
-
-    messages = run_with_service(detector, scenario)
+    messages = run_with_service(
+        detector, lambda port: converse(port, "rate=8000&encoding=ulaw&message_end=yes", audio)
+    )
     assert [m["type"] for m in messages] == ["early", "message_end", "final"]
     assert messages[0]["status"] == "MACHINE"
     end = messages[1]
