@@ -77,6 +77,16 @@ class Settings:
     http_port: int = _opt(8080, "port of the HTTP/WebSocket listener (/ws/amd, /healthz)")
     audiosocket_host: str = _opt("127.0.0.1", "address of the AudioSocket listener for Asterisk")
     audiosocket_port: int = _opt(9092, "port of the AudioSocket listener")
+    max_calls: int = _opt(500, "calls open at once; past it a call gets NOTSURE/OVERLOAD at once")
+    shutdown_deadline_s: float = _opt(
+        10.0, "on SIGTERM, how long calls in progress may take before they end NOTSURE/SHUTDOWN"
+    )
+    api_token: str = _opt(
+        "", "bearer token the WebSocket endpoints require (empty: none)", secret=True
+    )
+    allowed_origins: str = _opt(
+        "", "comma-separated Origin values browsers may connect from (empty: any)"
+    )
     # Asterisk Manager Interface: where decisions become channel variables
     ami_host: str = _opt("", "Asterisk AMI host; empty: no AMI link (decisions are only logged)")
     ami_port: int = _opt(5038, "Asterisk AMI port")
@@ -246,7 +256,19 @@ class Settings:
             raise ConfigError("AMD_ASR_TAIL_SILENCE_S must be between 0 and 5")
         if not 1.0 <= self.asr_tokens_per_s <= 50.0:
             raise ConfigError("AMD_ASR_TOKENS_PER_S must be between 1 and 50")
+        if not 1 <= self.max_calls <= 100_000:
+            raise ConfigError("AMD_MAX_CALLS must be between 1 and 100000")
+        if not 0.0 <= self.shutdown_deadline_s <= 600.0:
+            raise ConfigError("AMD_SHUTDOWN_DEADLINE_S must be between 0 and 600")
+        if any(ch in self.api_token for ch in " \r\n\0"):
+            raise ConfigError("AMD_API_TOKEN must be one word (no spaces or line breaks)")
+        if any(not o.startswith(("http://", "https://")) for o in self.origins):
+            raise ConfigError("AMD_ALLOWED_ORIGINS: each origin looks like https://host[:port]")
         _ = self.policy  # DecisionPolicy checks its own ranges
+
+    @property
+    def origins(self) -> tuple[str, ...]:
+        return tuple(o.strip() for o in self.allowed_origins.split(",") if o.strip())
 
 
 def _kind(f: dataclasses.Field[Any]) -> type:

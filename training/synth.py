@@ -46,14 +46,20 @@ class PiperSpeaker:
         )
         self.rate = int(self.voice.config.sample_rate)
 
-    def speak(self, text: str, rng: random.Random) -> npt.NDArray[np.float32]:
+    def speak(self, text: str, rng: random.Random | None = None) -> npt.NDArray[np.float32]:
+        """Speech for ``text``, its speed and variation drawn from ``rng``. Without
+        ``rng`` the voice's own noise is off, so the same text gives the same audio
+        (the model's noise comes from onnxruntime and cannot be seeded)."""
         from piper import SynthesisConfig
 
-        cfg = SynthesisConfig(
-            length_scale=rng.uniform(0.85, 1.2),
-            noise_scale=rng.uniform(0.45, 0.85),
-            noise_w_scale=rng.uniform(0.6, 1.0),
-        )
+        if rng is None:
+            cfg = SynthesisConfig(length_scale=1.0, noise_scale=0.0, noise_w_scale=0.0)
+        else:
+            cfg = SynthesisConfig(
+                length_scale=rng.uniform(0.85, 1.2),
+                noise_scale=rng.uniform(0.45, 0.85),
+                noise_w_scale=rng.uniform(0.6, 1.0),
+            )
         parts = [c.audio_float_array for c in self.voice.synthesize(text, cfg)]
         return np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)
 

@@ -6,8 +6,9 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
+from typing import Any
 
 from bridge import __version__
 from bridge.errors import AmdError
@@ -56,6 +57,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     raise AssertionError(args.command)  # argparse rejects unknown commands
 
 
+def run_loop(main: Coroutine[Any, Any, None]) -> None:
+    """uvloop's event loop where it is installed (Linux, macOS), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+        return
+    uvloop.run(main)
+
+
 def _serve(settings: Settings) -> int:
     from bridge.engine import build_detector
     from bridge.server import serve_forever
@@ -66,7 +77,7 @@ def _serve(settings: Settings) -> int:
         print(f"amd-bridge: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        asyncio.run(serve_forever(settings, detector))
+        run_loop(serve_forever(settings, detector))
     except AmdError as exc:  # e.g. the AMI login was refused
         print(f"amd-bridge: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -10,6 +10,7 @@ and a request past the bound fails at once rather than waiting forever.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -38,6 +39,13 @@ class BatchStats:
         self.clips += size
         self.batch_sizes.append(size)
         del self.batch_sizes[:-1000]
+
+    @property
+    def outcomes(self) -> collections.Counter[str]:
+        """The counts as outcomes (for metrics): clips rejected, batches failed."""
+        return collections.Counter(
+            {"clips_rejected_queue_full": self.rejected, "batches_failed": self.failed_batches}
+        )
 
 
 @dataclass
@@ -77,6 +85,8 @@ class BatchingEngine:
         self._tasks: set[asyncio.Task[None]] = set()
         self.stats = BatchStats()
         self._closed = False
+        # Called with each batch's queue waits (seconds), for metrics.
+        self.on_batch: Callable[[list[float]], None] | None = None
 
     @property
     def queued(self) -> int:
@@ -128,6 +138,9 @@ class BatchingEngine:
         if not live:  # every caller gave up
             return
         loop = asyncio.get_running_loop()
+        if self.on_batch is not None:
+            started = time.perf_counter()
+            self.on_batch([started - p.queued_at for p in live])
         try:
             results = await loop.run_in_executor(
                 self._executor, self._analyze_batch, [p.clip for p in live]

@@ -7,9 +7,10 @@ of JSON; ``{"type": "flush"}`` asks for the final answer now. With
 
 Server to client: ``{"type": "early", ...}`` when the call session decides,
 ``{"type": "message_end", "message_end": "BEEP", "beep_ms": 9850, ...}`` when a
-watched greeting ends, ``{"type": "final", ...}`` after a flush (then the
-server closes), and ``{"type": "error", "error": "..."}`` for a message it
-cannot use (the connection stays open).
+watched greeting ends, ``{"type": "final", ...}`` after a flush or once the
+maximum window of audio has arrived (then the server closes), and
+``{"type": "error", "error": "..."}`` for a message it cannot use (the
+connection stays open).
 """
 
 from __future__ import annotations

@@ -239,6 +239,15 @@ class CallSession:
             return self._request(now, final=True)
         return self._maybe_request(now)
 
+    def abort(self, now: float) -> Step:
+        """The service is stopping: NOTSURE/SHUTDOWN unless decided; a watch for the
+        greeting's end ends as TIMEOUT (what was heard is all there will be)."""
+        if self.watching:
+            return self._timeout_message_end()
+        if self.state is SessionState.DECIDED:
+            return None
+        return self._decide(Decision(Status.NOTSURE, Cause.SHUTDOWN, self.audio_s))
+
     def on_error(self, error: BaseException, now: float) -> Decision | None:
         """The engine failed or timed out for this call: NOTSURE/ERROR."""
         if self.state is SessionState.DECIDED:

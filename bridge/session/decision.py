@@ -28,6 +28,8 @@ class Cause(enum.Enum):
     NOAUDIO = "NOAUDIO"  # no audio at all (stream ended or timed out): NOAUDIO-<audio ms>
     HANGUP = "HANGUP"  # the callee hung up before a decision: HANGUP-<audio ms>
     ERROR = "ERROR"  # inference failed or timed out: ERROR-<audio ms>
+    OVERLOAD = "OVERLOAD"  # refused at the service's concurrency limit: OVERLOAD-0
+    SHUTDOWN = "SHUTDOWN"  # the service stopped before a decision: SHUTDOWN-<audio ms>
     FAX = "FAX"  # MACHINE: a fax answer (CED 2100 Hz) or calling (CNG 1100 Hz) tone: FAX-<ms>
     SIT = "SIT"  # MACHINE: special information tones ("not in service"): SIT-<audio ms>
 

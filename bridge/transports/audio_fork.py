@@ -22,6 +22,7 @@ from bridge.audio import AudioChunk
 from bridge.errors import ProtocolError
 from bridge.protocols import audio_fork as wire
 from bridge.session import CallSession, Decision, MessageEnd
+from bridge.transports.admission import OVERLOAD
 from bridge.transports.call_log import log_call
 from bridge.transports.live_call import LiveCall, StreamHandler
 
@@ -72,6 +73,10 @@ class AudioForkHandler(StreamHandler):
         call_id = params.uuid or uuid.uuid4().hex
         session = CallSession(call_id, params.format, self.policy, loop.time())
         call = self.live_call(session, loop.time)
+        token = self.calls.admit(call.abort)
+        if token is None:
+            await self._refuse(ws, params)
+            return
         finisher = asyncio.create_task(self._finish(ws, call, params))
         try:
             await self._read(ws, call, params, first)
@@ -79,6 +84,18 @@ class AudioForkHandler(StreamHandler):
             call.hangup()  # no-op once decided; a fork that ends undecided is a hang-up
             await finisher
             await call.aclose()
+            self.calls.leave(token)
+
+    async def _refuse(self, ws: ServerConnection, params: wire.ForkParams) -> None:
+        """At the concurrency limit: NOTSURE/OVERLOAD on the channel and the fork, then
+        close with 1013 (try again later)."""
+        self.refused("audio_fork")
+        log.warning("audio fork %s refused: %d calls open", params.uuid, self.calls.active)
+        if params.uuid is not None:
+            await self.publish(params.uuid, OVERLOAD)
+        with contextlib.suppress(ConnectionClosed):
+            await ws.send(wire.result_message(OVERLOAD, params.uuid))
+        await ws.close(1013, "at capacity")
 
     async def _read(
         self, ws: ServerConnection, call: LiveCall, params: wire.ForkParams, first: bytes | None
@@ -117,7 +134,7 @@ class AudioForkHandler(StreamHandler):
             await self.conclude(call, params.uuid, params.message_end, announce)
         finally:
             call.release()
-        log_call(call.session, "audio_fork")
+        log_call(call.session, "audio_fork", self.metrics)
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(ws.close(), CLOSE_TIMEOUT_S)
 

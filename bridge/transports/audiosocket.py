@@ -22,6 +22,7 @@ from bridge.errors import ProtocolError
 from bridge.protocols import audiosocket as wire
 from bridge.session import CallSession, DecisionPolicy
 from bridge.session.recording import Analyze
+from bridge.transports.admission import OVERLOAD
 from bridge.transports.call_log import log_call
 from bridge.transports.live_call import (
     LiveCall,
@@ -94,10 +95,24 @@ class AudioSocketHandler(StreamHandler):
             return
         loop = asyncio.get_running_loop()
         connection = _Connection(call_id, writer, self, loop.time)
+        token = self.calls.admit(connection.abort)
+        if token is None:
+            await self._refuse(call_id, writer)
+            return
         try:
             await connection.run(reader, parser, early, broken)
         finally:
             await connection.aclose()
+            self.calls.leave(token)
+
+    async def _refuse(self, call_id: str, writer: asyncio.StreamWriter) -> None:
+        """At the concurrency limit: NOTSURE/OVERLOAD on the channel, and the call goes on."""
+        self.refused("audiosocket")
+        log.warning("call %s refused: %d calls open (AMD_MAX_CALLS)", call_id, self.calls.active)
+        await self.publish(call_id, OVERLOAD)
+        writer.write(wire.encode_hangup())
+        with contextlib.suppress(OSError):
+            await asyncio.wait_for(writer.drain(), self.limits.release_timeout_s)
 
 
 class _Connection:
@@ -218,7 +233,7 @@ class _Connection:
             await self.handler.conclude(call, self.call_id, watch)
         finally:
             call.release()
-        log_call(call.session, "audiosocket")
+        log_call(call.session, "audiosocket", self.handler.metrics)
         if self.writer.is_closing():
             return
         self.released = True
@@ -235,6 +250,10 @@ class _Connection:
         if self.writer.can_write_eof():
             self.writer.write_eof()
         await self._peer_closed.wait()
+
+    def abort(self) -> None:
+        """The service is stopping: end the call now."""
+        self._live(None).abort()
 
     async def aclose(self) -> None:
         """After ``run``: the reading is over (Asterisk closed, or the call ended)."""

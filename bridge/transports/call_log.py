@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import logging
 
+from bridge.metrics import Metrics
 from bridge.session import CallSession, Decision
 
 log = logging.getLogger("bridge.calls")
 
 
-def log_call(session: CallSession, transport: str) -> None:
+def log_call(session: CallSession, transport: str, metrics: Metrics | None = None) -> None:
     d: Decision | None = session.decision
     if d is None:
         return
+    if metrics is not None:
+        metrics.call_done(session, transport)
     log.info(
         "call %s (%s): %s %s after %.2f s of audio",
         session.call_id,

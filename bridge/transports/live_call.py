@@ -15,9 +15,11 @@ import contextlib
 from collections.abc import Awaitable, Callable
 
 from bridge.audio import AudioChunk
+from bridge.metrics import Metrics
 from bridge.session import AnalysisRequest, CallSession, Decision, DecisionPolicy, MessageEnd
 from bridge.session.call import Step
 from bridge.session.recording import Analyze, settle
+from bridge.transports.admission import CallRegistry
 
 # Publishes a call's decision, or later the end of its greeting, to the PBX
 # (channel id, result); returns once done or given up, and never raises.
@@ -76,6 +78,11 @@ class LiveCall:
         self.session.release()
         self._resolve()
 
+    def abort(self) -> None:
+        """The service is stopping: end the call now (NOTSURE/SHUTDOWN, or TIMEOUT
+        for a greeting being watched)."""
+        self._step(self.session.abort(self._clock()))
+
     def fail(self, error: BaseException) -> None:
         """Something outside the engine broke the call: NOTSURE/ERROR."""
         self._step(self.session.on_error(error, self._clock()))
@@ -125,6 +132,14 @@ class StreamHandler:
         self.message_end_default = message_end_default
         self.active = 0
         self.outcomes: collections.Counter[str] = collections.Counter()
+        # Shared by the service's handlers; on its own, a handler admits every call.
+        self.calls = CallRegistry()
+        self.metrics: Metrics | None = None
+
+    def refused(self, transport: str) -> None:
+        self.outcomes["refused_overload"] += 1
+        if self.metrics is not None:
+            self.metrics.refused.labels(transport).inc()
 
     def live_call(self, session: CallSession, clock: Callable[[], float]) -> LiveCall:
         return LiveCall(session, self.analyze, self.analysis_timeout_s, clock)

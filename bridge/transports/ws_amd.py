@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import logging
 import uuid
 
@@ -12,6 +14,7 @@ from websockets.exceptions import ConnectionClosed
 from bridge.audio import AudioChunk
 from bridge.engine.batcher import BatchingEngine
 from bridge.errors import ProtocolError
+from bridge.metrics import Metrics
 from bridge.protocols.amd_ws import (
     decision_message,
     error_message,
@@ -22,6 +25,7 @@ from bridge.protocols.amd_ws import (
 from bridge.session import CallSession, DecisionPolicy
 from bridge.session.call import Step
 from bridge.session.recording import settle
+from bridge.transports.admission import OVERLOAD, CallRegistry
 from bridge.transports.audio_fork import STALL_CHECK_S
 from bridge.transports.call_log import log_call
 
@@ -42,6 +46,10 @@ class AmdWebSocketHandler:
         self.policy = policy
         self.analysis_timeout_s = analysis_timeout_s
         self.message_end_default = message_end_default
+        self.calls = CallRegistry()  # the service's, shared with the other transports
+        self.metrics: Metrics | None = None
+        self.outcomes: collections.Counter[str] = collections.Counter()
+        self._closing: set[asyncio.Task[None]] = set()
 
     async def handle(self, ws: ServerConnection) -> None:
         try:
@@ -54,13 +62,35 @@ class AmdWebSocketHandler:
         call_id = params.call_id or uuid.uuid4().hex
         session = CallSession(call_id, params.format, self.policy, loop.time())
         watch = self.message_end_default if params.message_end is None else params.message_end
+
+        def stop() -> None:  # the service is stopping: decide now, then say goodbye
+            session.abort(loop.time())
+            self._closing.add(asyncio.create_task(self._goodbye(ws, session)))
+
+        token = self.calls.admit(stop)
+        if token is None:
+            self.outcomes["refused_overload"] += 1
+            if self.metrics is not None:
+                self.metrics.refused.labels("ws_amd").inc()
+            await ws.send(decision_message("final", OVERLOAD))
+            await ws.close(1013, "at capacity")
+            return
         try:
             await self._converse(ws, session, watch)
         except ConnectionClosed:
             session.hangup(loop.time())  # HANGUP unless already decided
         finally:
             session.release()
-            log_call(session, "ws_amd")
+            self.calls.leave(token)
+            if session.decision is not None:
+                self.outcomes[session.decision.status.value] += 1
+            log_call(session, "ws_amd", self.metrics)
+
+    async def _goodbye(self, ws: ServerConnection, session: CallSession) -> None:
+        if session.decision is not None:
+            with contextlib.suppress(ConnectionClosed):
+                await ws.send(decision_message("final", session.decision))
+        await ws.close(1001, "service stopping")
 
     async def _converse(self, ws: ServerConnection, session: CallSession, watch: bool) -> None:
         loop = asyncio.get_running_loop()
@@ -98,6 +128,8 @@ class AmdWebSocketHandler:
             if session.message_end is not None and not end_sent:
                 await ws.send(message_end_message(session.message_end))
                 end_sent = True
+            if session.audio_s >= self.policy.max_window_s and not session.watching:
+                flushed = True  # the maximum window: nothing more will change the answer
             if flushed and decision is not None:
                 await ws.send(decision_message("final", decision))
                 await ws.close()
