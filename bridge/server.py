@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 # Larger messages close the connection (1009).
 MAX_MESSAGE_BYTES = 512 * 1024
 WEBSOCKET_PATHS = (amd_ws.PATH, audio_fork.PATH)
+# Connections the kernel holds for us while the loop is busy: a campaign starting
+# hundreds of calls at once must not see refusals (asyncio's default is 100).
+LISTEN_BACKLOG = 1024
 
 
 class _HttpRoutes:
@@ -225,10 +228,14 @@ async def running_service(settings: Settings, detector: Detector) -> AsyncIterat
             select_subprotocol=_select_subprotocol,
             max_size=MAX_MESSAGE_BYTES,
             origins=[None, *(Origin(o) for o in settings.origins)] if settings.origins else None,
+            backlog=LISTEN_BACKLOG,
         )
         stack.push_async_callback(_close_server, http)
         audiosocket = await asyncio.start_server(
-            as_handler.handle, settings.audiosocket_host, settings.audiosocket_port
+            as_handler.handle,
+            settings.audiosocket_host,
+            settings.audiosocket_port,
+            backlog=LISTEN_BACKLOG,
         )
         stack.push_async_callback(_close_server, audiosocket)
         service = Service(

@@ -32,6 +32,7 @@ from bridge.errors import ConfigError
 from bridge.session.decision import AnalysisResult, Cause, Decision, Status
 from bridge.session.message_end import MessageEnd, MessageEndKind, MessageEndPolicy, message_end
 from bridge.tones import ToneEvent, ToneKind, ToneTracker
+from bridge.tones.spectrum import RELAXED_BATCH_FRAMES
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,9 @@ class CallSession:
         self._request_final = False
         self._requested_audio_s = 0.0
         self._ended = False
-        self.tones = ToneTracker(fmt.rate) if policy.tones else None
+        # Until a greeting's end is awaited, tones are reported up to 100 ms late
+        # (fax and SIT are not in a hurry) for less CPU.
+        self.tones = ToneTracker(fmt.rate, RELAXED_BATCH_FRAMES) if policy.tones else None
         self.watching = False  # waiting for the end of a machine's greeting
         self.message_end: MessageEnd | None = None
         self.watch_over = False  # the watch ended (with ``message_end``, or None on hang-up)
@@ -163,6 +166,7 @@ class CallSession:
             self._end_watch(None)
             return None
         self.watching = True
+        self.tones.hurry()
         self._last_audio_at = now
         if self._ended:  # no more audio is coming: what was heard is all there is
             return self._check_message_end() or self._timeout_message_end()

@@ -29,10 +29,16 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from bridge.audio.codecs import Float32Array
-from bridge.tones.spectrum import HOP_S, WINDOW_S, FrameAnalyzer, Frames
+from bridge.tones.spectrum import (
+    BATCH_FRAMES,
+    HOP_S,
+    TONAL_MIN_DB,
+    TONAL_PURITY,
+    WINDOW_S,
+    FrameAnalyzer,
+    Frames,
+)
 
-PURITY_MIN = 0.8  # a pure tone measures >0.95 at 10 dB SNR; two equal tones ~0.6
-TONE_MIN_DB = -45.0  # quieter than this is not a tone anyone is meant to hear
 FREQ_TOLERANCE = 0.015  # frames of one tone stay within 1.5 % (at least 10 Hz) of its start
 LEVEL_DROP_DB = 6.0  # a frame this far below the tone's loudest ends it (or is its edge)
 STAND_OUT_DB = 10.0  # a beep is this much louder than the noise floor before it ...
@@ -141,8 +147,8 @@ class _Run:
 class ToneTracker:
     """Feed float audio at ``rate`` from the start of the call; get the tones it holds."""
 
-    def __init__(self, rate: int) -> None:
-        self._frames = FrameAnalyzer(rate)
+    def __init__(self, rate: int, batch_frames: int = BATCH_FRAMES) -> None:
+        self._frames = FrameAnalyzer(rate, batch_frames)
         self._run: _Run | None = None
         self._closed: deque[tuple[float, float, float]] = deque(maxlen=3)  # for SIT
         self._floor_db: float | None = None
@@ -154,6 +160,10 @@ class ToneTracker:
         self._speech: deque[float] = deque(maxlen=8)
         self._older_speech_s: float | None = None  # centre of the last speech frame
         self.events: list[ToneEvent] = []  # every tone found so far, oldest first
+
+    def hurry(self) -> None:
+        """Report tones with the least delay from now on (a beep is awaited)."""
+        self._frames.batch_frames = BATCH_FRAMES
 
     @property
     def last_speech_s(self) -> float | None:
@@ -186,7 +196,7 @@ class ToneTracker:
         harmonic = float(frames.harmonic_db[i])
         floor_before = self._floor_db
         floor = self._track_floor(band)
-        tonal = purity >= PURITY_MIN and level >= TONE_MIN_DB
+        tonal = purity >= TONAL_PURITY and level >= TONAL_MIN_DB
         # Speech is loud audio that is not a tone, nor a window holding a tone's
         # start or end (whose spectrum is smeared).
         if tonal:

@@ -24,6 +24,7 @@ from bridge.protocols import audio_fork as wire
 from bridge.session import CallSession, Decision, MessageEnd
 from bridge.transports.admission import OVERLOAD
 from bridge.transports.call_log import log_call
+from bridge.transports.deadline import within
 from bridge.transports.live_call import LiveCall, StreamHandler
 
 log = logging.getLogger(__name__)
@@ -114,7 +115,7 @@ class AudioForkHandler(StreamHandler):
             watching = call.session.watching
             timeout = STALL_CHECK_S if watching else self.policy.no_audio_timeout_s
             try:
-                message = await asyncio.wait_for(ws.recv(), timeout)
+                message = await within(ws.recv(), timeout)
             except asyncio.TimeoutError:
                 call.check_timeouts()
                 message = None

@@ -24,6 +24,7 @@ from bridge.session import CallSession, DecisionPolicy
 from bridge.session.recording import Analyze
 from bridge.transports.admission import OVERLOAD
 from bridge.transports.call_log import log_call
+from bridge.transports.deadline import within
 from bridge.transports.live_call import (
     LiveCall,
     MessageEndRequested,
@@ -161,7 +162,7 @@ class _Connection:
             watching = self.call is not None and self.call.session.watching
             timeout = STALL_CHECK_S if watching else self.handler.policy.no_audio_timeout_s
             try:
-                data = await asyncio.wait_for(reader.read(READ_BYTES), timeout)
+                data = await within(reader.read(READ_BYTES), timeout)
             except asyncio.TimeoutError:
                 if watching:
                     self._keep_alive()

@@ -28,6 +28,7 @@ from bridge.session.recording import settle
 from bridge.transports.admission import OVERLOAD, CallRegistry
 from bridge.transports.audio_fork import STALL_CHECK_S
 from bridge.transports.call_log import log_call
+from bridge.transports.deadline import within
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ class AmdWebSocketHandler:
             step: Step
             timeout = STALL_CHECK_S if session.watching else self.policy.no_audio_timeout_s
             try:
-                message = await asyncio.wait_for(ws.recv(), timeout)
+                message = await within(ws.recv(), timeout)
             except asyncio.TimeoutError:
                 if session.decision is not None and not session.watching:
                     flushed = True  # decided and the client went quiet: finish

@@ -1,0 +1,265 @@
+"""Many concurrent AudioSocket calls against one service: lifecycle under load and
+the CPU the media path costs.
+
+    python benchmarks/audiosocket_load.py [--calls 1000] [--cut-share 0.05] [--engine stub]
+
+The service runs in this process; the calls come from a second process (its own
+interpreter, so the two do not share a GIL), as Asterisk would send them: the
+call id, then 20 ms slin frames paced in real time (all calls share one 20 ms
+ticker), with the starts spread over ``--ramp-s``. A share of the calls is cut
+off mid-stream (the socket closed, as when the callee hangs up); the others run
+until the bridge sends its hangup message, then close.
+
+The audio is a piper greeting through a telephone channel, looped. ``--engine
+stub`` answers every analysis MACHINE after 20 ms without computing, so the
+figures are those of the media path (sockets, AudioSocket parsing, the call
+session, the resampler, the tone detector, silence answered); ``--engine real``
+runs the bundled model (2 cores cannot decide 1,000 calls at once in real time:
+expect NOTSURE/ERROR past the analysis deadline).
+
+Printed: calls answered and decided, outcomes, the service's CPU seconds per
+1,000 calls and per call-second of audio, its peak and final memory against the
+baseline, and how late the client's frames ran against real time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ctypes
+import gc
+import json
+import multiprocessing
+import random
+import resource
+import struct
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+FRAME_BYTES = 320  # 20 ms of 8 kHz slin
+TICK_S = 0.020
+
+
+def release_free_memory() -> None:
+    """Hand freed heap back to the system (glibc keeps it otherwise), so RSS shows
+    what is still in use rather than what the allocator kept."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+# --- the calls (second process) ----------------------------------------------
+
+
+def _client_main(port: int, calls: int, cut_share: float, ramp_s: float, audio: bytes, out) -> None:  # type: ignore[no-untyped-def]
+    out.put(asyncio.run(_clients(port, calls, cut_share, ramp_s, audio)))
+
+
+async def _clients(port: int, calls: int, cut_share: float, ramp_s: float, audio: bytes) -> dict:
+    rng = random.Random(1)
+    cut_every = round(1 / cut_share) if cut_share > 0 else 0
+    plans = [
+        {
+            "start": rng.uniform(0, ramp_s),
+            "cut_after": rng.uniform(0.3, 1.5) if cut_every and k % cut_every == 0 else None,
+        }
+        for k in range(calls)
+    ]
+    live: dict[int, dict] = {}
+    results = {"hangup": 0, "cut": 0, "error": 0, "silence_frames": 0}
+    lateness: list[float] = []
+
+    async def call(k: int, plan: dict) -> None:
+        await asyncio.sleep(plan["start"])
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            results["error"] += 1
+            return
+        writer.write(struct.pack(">BH", 0x01, 16) + uuid.uuid4().bytes)
+        state = {"writer": writer, "offset": rng.randrange(0, len(audio) // 2) * 2, "sent": 0.0}
+        live[k] = state
+        try:
+            while True:
+                kind, length = struct.unpack(">BH", await reader.readexactly(3))
+                await reader.readexactly(length)
+                if kind == 0x10:
+                    results["silence_frames"] += 1
+                elif kind == 0x00:
+                    results["hangup"] += 1
+                    return
+        except (asyncio.IncompleteReadError, ConnectionError):
+            if plan["cut_after"] is not None:
+                results["cut"] += 1
+            else:
+                results["error"] += 1
+        finally:
+            live.pop(k, None)
+            writer.close()
+
+    async def ticker() -> None:
+        started = time.perf_counter()
+        tick = 0
+        while pending:
+            tick += 1
+            await asyncio.sleep(max(0.0, started + tick * TICK_S - time.perf_counter()))
+            lateness.append(time.perf_counter() - (started + tick * TICK_S))
+            for k, state in list(live.items()):
+                plan = plans[k]
+                if plan["cut_after"] is not None and state["sent"] >= plan["cut_after"]:
+                    live.pop(k, None)
+                    state["writer"].close()  # the callee hangs up: the socket closes
+                    continue
+                at = state["offset"] % (len(audio) - FRAME_BYTES)
+                state["writer"].write(
+                    struct.pack(">BH", 0x10, FRAME_BYTES) + audio[at : at + FRAME_BYTES]
+                )
+                state["offset"] = at + FRAME_BYTES
+                state["sent"] += TICK_S
+
+    pending = {asyncio.create_task(call(k, plan)) for k, plan in enumerate(plans)}
+    tick_task = asyncio.create_task(ticker())
+    for task in pending.copy():
+        await task
+        pending.discard(task)
+    await tick_task
+    late = np.array(lateness) * 1000
+    results["ticker_late_ms_p50"] = round(float(np.percentile(late, 50)), 1)
+    results["ticker_late_ms_p99"] = round(float(np.percentile(late, 99)), 1)
+    return results
+
+
+# --- the service (this process) ----------------------------------------------
+
+
+class StubEngine:
+    """An engine that answers MACHINE after 20 ms and computes nothing."""
+
+    def analyze_batch(self, clips):  # type: ignore[no-untyped-def]
+        from bridge.session import AnalysisResult, TimingFeatures
+
+        time.sleep(0.02)
+        timing = TimingFeatures(0.3, 1.5, 0.2, 1, 2.0)
+        return [AnalysisResult("you have reached", 0.05, timing, 20.0) for _ in clips]
+
+
+def greeting_audio() -> bytes:
+    from bridge.audio.chunk import Encoding
+    from training.synth import PiperSpeaker
+    from training.telephone import PHONE_RATE, ChannelParams, telephone
+
+    speaker = PiperSpeaker()
+    text = (
+        "Hi, you have reached the Miller family. We can't take your call, please leave a message."
+    )
+    pcm = telephone(speaker.speak(text), speaker.rate, ChannelParams(30.0, -6.0, Encoding.ULAW), 0)
+    assert PHONE_RATE == 8000
+    return pcm.astype("<i2").tobytes()
+
+
+async def run_load(calls: int, cut_share: float, ramp_s: float, engine: str) -> dict:
+    from bridge.engine import build_detector
+    from bridge.server import running_service
+    from bridge.settings import Settings
+
+    settings = Settings.load(
+        environ={
+            "AMD_HTTP_PORT": "0",
+            "AMD_AUDIOSOCKET_PORT": "0",
+            "AMD_MAX_CALLS": str(calls + 10),
+            "AMD_ENGINE_QUEUE": str(calls + 10),
+            "AMD_LOG_LEVEL": "WARNING",
+        }
+    )
+    detector = StubEngine() if engine == "stub" else build_detector(settings)
+    audio = greeting_audio()
+    async with running_service(settings, detector) as service:  # type: ignore[arg-type]
+        release_free_memory()
+        baseline = rss_mb()
+        peak = baseline
+        ctx = multiprocessing.get_context("spawn")
+        out = ctx.Queue()
+        client = ctx.Process(
+            target=_client_main,
+            args=(service.audiosocket_port, calls, cut_share, ramp_s, audio, out),
+        )
+        cpu0 = time.process_time()
+        wall0 = time.perf_counter()
+        client.start()
+        while client.is_alive() and out.empty():
+            peak = max(peak, rss_mb())
+            await asyncio.sleep(0.2)
+        result = await asyncio.to_thread(out.get)
+        client.join()
+        await service.calls.wait_idle(10)
+        wall = time.perf_counter() - wall0
+        cpu = time.process_time() - cpu0
+        release_free_memory()
+        handler = service.audiosocket_handler
+        samples = {
+            s.name: s.value
+            for metric in service.metrics.audio.collect()
+            for s in metric.samples
+            if s.labels.get("status") == "MACHINE"
+        }
+        count = samples.get("amd_decision_audio_seconds_count", 0)
+        decided_at = samples.get("amd_decision_audio_seconds_sum", 0) / max(count, 1)
+        statuses = {s: handler.outcomes[s] for s in ("MACHINE", "HUMAN", "NOTSURE", "HANGUP")}
+        decided = sum(statuses.values())
+        audio_s = result["silence_frames"] * TICK_S  # every frame received was answered
+        return {
+            "calls": calls,
+            "engine": engine,
+            "client": result,
+            "decided": decided,
+            "mean_decision_audio_s": round(decided_at, 2),
+            "statuses": statuses,
+            "outcomes": dict(handler.outcomes),
+            "active_after": handler.active,
+            "open_calls_after": service.calls.active,
+            "wall_s": round(wall, 1),
+            "service_cpu_s": round(cpu, 1),
+            "service_cpu_s_per_1000_calls": round(cpu / calls * 1000, 1),
+            "service_cpu_ms_per_audio_s": round(cpu / audio_s * 1000, 2) if audio_s else None,
+            "rss_mb": {
+                "baseline": round(baseline, 1),
+                "peak": round(peak, 1),
+                "after": round(rss_mb(), 1),
+            },
+        }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calls", type=int, default=1000)
+    parser.add_argument("--cut-share", type=float, default=0.05)
+    parser.add_argument("--ramp-s", type=float, default=2.0)
+    parser.add_argument("--engine", choices=("stub", "real"), default="stub")
+    args = parser.parse_args()
+    from bridge.cli.main import run_loop  # uvloop, as `amd-bridge serve` runs
+
+    reports: list[dict] = []
+
+    async def measure() -> None:
+        reports.append(await run_load(args.calls, args.cut_share, args.ramp_s, args.engine))
+
+    run_loop(measure())
+    report = reports[0]
+    report["event_loop"] = type(asyncio.get_event_loop_policy()).__module__.split(".")[0]
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
