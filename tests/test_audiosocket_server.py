@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import socket
 import struct
 import uuid
 
@@ -267,3 +268,36 @@ def test_calls_go_on_while_others_misbehave(detector, speech_wav):
     assert endings == [(0x00, b"")] * 4
     machine = [d for _, d in published.calls if d.status is Status.MACHINE]
     assert len(machine) == 4
+
+
+def test_a_peer_that_never_reads_still_gets_decided_and_let_go_and_others_go_on(
+    detector, speech_wav
+):
+    """Asterisk stuck (or a slow client): it sends but never reads our silence or our
+    hangup message, nor closes. The bridge still decides and publishes, drops the
+    connection after its release timeout, and the other call is not held up."""
+    frames = greeting_frames(speech_wav, seconds=5.0)
+
+    async def scenario(port, handler):
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a tiny window
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+        _, stuck = await asyncio.open_connection(sock=sock)
+        stuck.write(frame(0x01, uuid.uuid4().bytes))
+        for payload in frames * 4:  # 20 s of audio as fast as it goes; never reads
+            stuck.write(frame(0x10, payload))
+            await stuck.drain()
+        _, normal = await paced_call(port, uuid.uuid4(), greeting_frames(speech_wav), 0.002)
+        for _ in range(600):
+            if handler.active <= 1:
+                break
+            await asyncio.sleep(0.01)
+        stuck.close()
+        return normal, await connections_left(handler), dict(handler.outcomes)
+
+    (normal, left, outcomes), published = run(detector, scenario)
+    assert normal[-1][0] == 0x00  # the well-behaved call got its hangup
+    assert [d.status.value for _, d in published.calls] == ["MACHINE", "MACHINE"]
+    assert outcomes["MACHINE"] == 2
+    assert left == 0

@@ -102,3 +102,12 @@ def test_serve_with_the_audiosocket_port_taken_exits_2_naming_it():
     assert proc.returncode == 2
     assert "cannot listen" in proc.stderr and str(port) in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_serve_with_a_corrupt_classifier_stops_before_listening(tmp_path):
+    corrupt = tmp_path / "classifier.npz"
+    corrupt.write_bytes(b"PK\x03\x04 not really a zip")
+    proc = run("serve", "--classifier", str(corrupt), "--http-port", "0", "--audiosocket-port", "0")
+    assert proc.returncode == 2
+    assert "classifier" in proc.stderr
+    assert "listening" not in proc.stderr  # no port was opened

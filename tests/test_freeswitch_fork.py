@@ -253,3 +253,47 @@ def test_a_fork_that_asks_for_the_greetings_end_gets_it_after_the_beep(
     assert subclasses == ["amd::result", "amd::message_end"]
     assert outcomes["message_end_BEEP"] == 1
     assert fork.close_code == 1000
+
+
+def masked_frame(opcode: int, payload: bytes) -> bytes:
+    """A client frame as RFC 6455 section 5.2 lays it out (FIN, masked)."""
+    mask = bytes([0x5A, 0x17, 0xC3, 0x09])
+    length = len(payload)
+    if length < 126:
+        header = bytes([0x80 | opcode, 0x80 | length])
+    else:
+        header = bytes([0x80 | opcode, 0x80 | 126]) + length.to_bytes(2, "big")
+    return header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def test_a_half_open_fork_is_decided_on_what_came_and_dropped(detector, speech_wav):
+    """The fork's host vanishes mid-call without closing (a half-open TCP
+    connection): no more frames, no close, no reading. The no-audio timeout decides
+    on what came, the result still reaches the channel, and the socket is dropped."""
+    greeting = audio(speech_wav, MACHINE_GREETING, 16000, seconds=3.0)
+
+    async def scenario(service, fake, _port):
+        channel = fake.add_channel()
+        reader, writer = await asyncio.open_connection("127.0.0.1", service.http_port)
+        writer.write(
+            b"GET /ws/audio-fork?rate=16k HTTP/1.1\r\nHost: bridge\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: audio.drachtio.org\r\n\r\n"
+        )
+        response = await reader.readuntil(b"\r\n\r\n")
+        writer.write(masked_frame(0x1, json.dumps({"uuid": channel.uuid}).encode()))
+        for i in range(0, len(greeting), 640):
+            writer.write(masked_frame(0x2, greeting[i : i + 640]))
+        await writer.drain()  # then silence on the wire, and nobody reads
+        handler = service.audio_fork_handler
+        for _ in range(1000):
+            if handler.active == 0:
+                break
+            await asyncio.sleep(0.01)
+        writer.close()
+        return response, channel, handler.active
+
+    response, channel, active = run(detector, scenario)
+    assert response.startswith(b"HTTP/1.1 101")
+    assert channel.variables["AMDSTATUS"] == "MACHINE"
+    assert active == 0

@@ -136,8 +136,11 @@ class AudioForkHandler(StreamHandler):
         finally:
             call.release()
         log_call(call.session, "audio_fork", self.metrics)
-        with contextlib.suppress(asyncio.TimeoutError):
+        try:
             await asyncio.wait_for(ws.close(), CLOSE_TIMEOUT_S)
+        except asyncio.TimeoutError:  # the peer is gone without a word (half-open)
+            self.outcomes["close_timeout"] += 1
+            ws.transport.abort()
 
 
 def _too_large(exc: ConnectionClosed) -> str | None:
