@@ -6,7 +6,8 @@
     .venv/bin/python scripts/fuzz.py all -runs=200000
 
 Targets (tests/fuzz_targets.py): audiosocket, esl, fork, amd_ws, tones, or all
-(each in turn, with the same libFuzzer arguments). The rule is the suite's: any
+(each in turn, with the same libFuzzer arguments). Without a corpus directory the
+run starts from the target's well-formed seeds. The rule is the suite's: any
 input parses or raises ProtocolError (or a subclass); any other exception is a
 crash, and atheris saves the input that caused it (crash-<sha1>).
 """
@@ -14,6 +15,7 @@ crash, and atheris saves the input that caused it (crash-<sha1>).
 from __future__ import annotations
 
 import sys
+import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -41,6 +43,11 @@ def main() -> int:
         codes = [subprocess.call([sys.executable, __file__, n, *libfuzzer_args]) for n in names]
         return max(codes)
     target = fuzz_targets.TARGETS[names[0]]
+    if not any(not arg.startswith("-") for arg in libfuzzer_args):  # no corpus given
+        corpus = Path(tempfile.mkdtemp(prefix=f"fuzz-{names[0]}-"))
+        for i, seed in enumerate(fuzz_targets.SEEDS[names[0]]):
+            (corpus / f"seed{i}").write_bytes(seed)
+        libfuzzer_args = [*libfuzzer_args, str(corpus)]
     atheris.Setup([sys.argv[0], *libfuzzer_args], lambda data: fuzz_targets.check(target, data))
     atheris.Fuzz()
     return 0
