@@ -253,11 +253,12 @@ def main() -> None:
     reports: list[dict] = []
 
     async def measure() -> None:
-        reports.append(await run_load(args.calls, args.cut_share, args.ramp_s, args.engine))
+        report = await run_load(args.calls, args.cut_share, args.ramp_s, args.engine)
+        report["event_loop"] = type(asyncio.get_running_loop()).__module__.split(".")[0]
+        reports.append(report)
 
     run_loop(measure())
     report = reports[0]
-    report["event_loop"] = type(asyncio.get_event_loop_policy()).__module__.split(".")[0]
     print(json.dumps(report, indent=2))
 
 
