@@ -85,8 +85,10 @@ class AnalysisRequest:
 # What an input to the session may produce.
 Step = AnalysisRequest | Decision | MessageEnd | None
 
-# While watching for a greeting's end, audio missing for longer than this is silence.
-STALL_S = 0.1
+# While watching for a greeting's end, audio missing for longer than this is
+# silence (a PBX that sends nothing while a voicemail records). Shorter gaps are
+# jitter: the audio comes late, and filling them would shift what follows.
+STALL_S = 0.5
 
 # Audio shorter than this cannot hold a word; an end of stream before it is NOAUDIO.
 MIN_ANALYSIS_S = 0.1
