@@ -112,7 +112,7 @@ class AudioSocketHandler(StreamHandler):
         log.warning("call %s refused: %d calls open (AMD_MAX_CALLS)", call_id, self.calls.active)
         await self.publish(call_id, OVERLOAD)
         writer.write(wire.encode_hangup())
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, asyncio.TimeoutError):
             await asyncio.wait_for(writer.drain(), self.limits.release_timeout_s)
 
 

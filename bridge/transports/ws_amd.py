@@ -66,7 +66,9 @@ class AmdWebSocketHandler:
 
         def stop() -> None:  # the service is stopping: decide now, then say goodbye
             session.abort(loop.time())
-            self._closing.add(asyncio.create_task(self._goodbye(ws, session)))
+            task = asyncio.create_task(self._goodbye(ws, session))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
         token = self.calls.admit(stop)
         if token is None:
