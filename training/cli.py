@@ -35,6 +35,18 @@ def build_parser() -> argparse.ArgumentParser:
     clf.add_argument("--C", dest="c", type=float, default=1.0, help="inverse regularisation")
     clf.add_argument("--whisper-model", default="embedded", help="ASR model for recordings")
     clf.add_argument("--source", help="how the data was made, for the model card")
+    bulk = commands.add_parser("bulk-eval", help="decide a folder or CSV of recordings into a CSV")
+    bulk.add_argument(
+        "source", type=Path, help="a folder of recordings, or a CSV with a path column"
+    )
+    bulk.add_argument(
+        "--out", type=Path, required=True, help="results CSV (appended to, resumable)"
+    )
+    bulk.add_argument("--url", help="stream to a running service's /ws/amd instead of in process")
+    bulk.add_argument("--concurrency", type=int, default=4, help="files at once with --url")
+    bulk.add_argument("--chunk-ms", type=int, default=20, help="frame length with --url")
+    bulk.add_argument("--token", help="bearer token for --url (AMD_API_TOKEN)")
+    bulk.add_argument("--no-count", action="store_true", help="do not count the inputs first")
     return parser
 
 
@@ -45,7 +57,56 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.command == "synth":
         return _synth(args)
+    if args.command == "bulk-eval":
+        return _bulk_eval(args)
     return _classifier(args)
+
+
+def _bulk_eval(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from bridge.engine import build_batching_engine, build_detector
+    from bridge.errors import AmdError
+    from bridge.settings import Settings
+    from training.bulk import (
+        Progress,
+        ResultsCsv,
+        evaluate,
+        in_process_decider,
+        list_inputs,
+        websocket_decider,
+    )
+
+    try:
+        out = ResultsCsv(args.out)
+        total = None if args.no_count else sum(1 for _ in list_inputs(args.source))
+        if total is not None:
+            log.info("%d files, %d already in %s", total, len(out.done), args.out)
+        progress = Progress(None if total is None else total - len(out.done))
+        if args.url:
+            decide = websocket_decider(args.url, args.chunk_ms, args.token)
+            run = evaluate(list_inputs(args.source), out, decide, args.concurrency, progress)
+            asyncio.run(run)
+        else:
+            settings = Settings.load()  # AMD_* variables, as for the service
+            detector = build_detector(settings)
+
+            async def in_process() -> None:
+                engine = build_batching_engine(settings, detector)
+                try:
+                    decide = in_process_decider(settings, engine)
+                    limit = settings.batch_size * settings.engine_workers
+                    await evaluate(list_inputs(args.source), out, decide, limit, progress)
+                finally:
+                    await engine.aclose()
+
+            asyncio.run(in_process())
+        out.close()
+    except AmdError as exc:
+        print(f"amd-train: {exc}", file=sys.stderr)
+        return 2
+    print(f"\n{progress.done} files decided into {args.out} ({progress.errors} errors)")
+    return 0
 
 
 def _synth(args: argparse.Namespace) -> int:
