@@ -35,6 +35,14 @@ def build_parser() -> argparse.ArgumentParser:
     clf.add_argument("--C", dest="c", type=float, default=1.0, help="inverse regularisation")
     clf.add_argument("--whisper-model", default="embedded", help="ASR model for recordings")
     clf.add_argument("--source", help="how the data was made, for the model card")
+    ev = commands.add_parser(
+        "evaluate", help="report accuracy against decision time, as JSON, PNG, markdown"
+    )
+    ev.add_argument("--manifest", type=Path, required=True, help="CSV: path,label (recordings)")
+    ev.add_argument("--out", type=Path, required=True, help="folder for report.json/.md and plots")
+    ev.add_argument("--classifier", default="embedded", help="'embedded' or a classifier .npz")
+    ev.add_argument("--whisper-model", default="embedded", help="ASR model")
+
     bulk = commands.add_parser("bulk-eval", help="decide a folder or CSV of recordings into a CSV")
     bulk.add_argument(
         "source", type=Path, help="a folder of recordings, or a CSV with a path column"
@@ -59,7 +67,67 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _synth(args)
     if args.command == "bulk-eval":
         return _bulk_eval(args)
+    if args.command == "evaluate":
+        return _evaluate(args)
     return _classifier(args)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from bridge.engine import build_detector
+    from bridge.engine.asr import AsrOptions
+    from bridge.engine.classifier import AmdClassifier
+    from bridge.engine.detector import Transcriber
+    from bridge.engine.models import default_classifier_path, resolve_whisper_model
+    from bridge.errors import AmdError
+    from bridge.settings import Settings
+    from training.classifier import examples_from_manifest
+    from training.manifests import ManifestError, read_classification_manifest
+    from training.report import (
+        DECISION_TIMES,
+        as_calls,
+        by_decision_time,
+        made,
+        write_report,
+    )
+
+    try:
+        report = read_classification_manifest(args.manifest)
+        if any(r.path is None for r in report.rows):
+            raise ManifestError(f"{args.manifest}: evaluate needs recordings (path,label)")
+        settings = Settings.load(
+            environ={"AMD_CLASSIFIER": args.classifier, "AMD_WHISPER_MODEL": args.whisper_model}
+        )
+        clf_path = default_classifier_path() if args.classifier == "embedded" else args.classifier
+        clf = AmdClassifier.load(Path(clf_path))
+        whisper = resolve_whisper_model(args.whisper_model)
+        examples = examples_from_manifest(
+            report, lambda: Transcriber(whisper, AsrOptions()), DECISION_TIMES
+        )
+        calls = asyncio.run(as_calls(report, settings, build_detector(settings)))
+    except (AmdError, ManifestError, ValueError) as exc:
+        print(f"amd-train: {exc}", file=sys.stderr)
+        return 2
+    record = {
+        "source": args.manifest.name,
+        "recordings": len({e.recording for e in examples}),
+        "bad_rows": len(report.bad),
+        "classifier": args.classifier,
+        "made": made(),
+        "by_decision_time": by_decision_time(clf, examples),
+        "as_calls": calls,
+    }
+    written = write_report(args.out, record)
+    if report.bad:
+        report.write_bad_rows(args.out / "bad-rows.csv")
+    two = record["by_decision_time"].get("2.0", {})
+    print(
+        f"accuracy at 2.0 s {two.get('accuracy', float('nan')):.3f}; as calls "
+        f"{calls['accuracy_when_decided']:.3f} when decided, {calls['notsure_share']:.1%} "
+        f"NOTSURE; wrote {', '.join(p.name for p in written)} to {args.out}"
+    )
+    return 0
 
 
 def _bulk_eval(args: argparse.Namespace) -> int:

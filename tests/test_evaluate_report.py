@@ -1,0 +1,61 @@
+"""``amd-train evaluate``: labelled recordings in, a report a person can read out."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.test_engine_real import HUMAN_OPENER, MACHINE_GREETING
+
+AMD_TRAIN = str(Path(sys.executable).with_name("amd-train"))
+
+
+def test_the_report_has_accuracy_by_time_calls_latency_and_plots(speech_wav, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    texts = {
+        "human": [HUMAN_OPENER, "Hello?", "Yeah, hello, who's calling?"],
+        "machine": [
+            MACHINE_GREETING,
+            "You have reached the voicemail of Anna. Please leave a message after the tone.",
+            "The number you have dialed is not in service.",
+        ],
+    }
+    rows = ["path,label"]
+    for label, items in texts.items():
+        for i, text in enumerate(items):
+            name = f"{label}{i}.wav"
+            shutil.copy(speech_wav(text, total_s=6.0), data / name)
+            rows.append(f"{name},{label}")
+    rows.append("missing.wav,machine")
+    manifest = data / "manifest.csv"
+    manifest.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "report"
+    proc = subprocess.run(
+        [AMD_TRAIN, "evaluate", "--manifest", str(manifest), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads((out / "report.json").read_text())
+    assert record["recordings"] == 6 and record["bad_rows"] == 1
+    times = record["by_decision_time"]
+    assert list(times) == ["1.0", "1.5", "2.0", "2.5", "3.0", "3.5", "4.0", "4.5", "5.0"]
+    assert all(v["n"] == 6 for v in times.values())
+    two = times["2.0"]
+    confusion = two["confusion"]
+    assert sum(sum(row.values()) for row in confusion.values()) == 6
+    correct = confusion["true_human"]["human"] + confusion["true_machine"]["machine"]
+    assert two["accuracy"] == correct / 6
+    calls = record["as_calls"]
+    assert calls["calls"] == 6
+    assert 0 < calls["compute_ms"]["p50"] <= calls["compute_ms"]["p99"]
+    for png in ("accuracy_by_time.png", "confusion_2s.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    summary = (out / "report.md").read_text()
+    assert "| 2.0 s |" in summary and "accuracy_by_time.png" in summary
+    assert "missing.wav" in (out / "bad-rows.csv").read_text()

@@ -1,0 +1,199 @@
+"""``amd-train evaluate``: how a classifier does on labelled recordings, as JSON, PNG
+plots and a markdown summary a person can read.
+
+Two views of the same recordings:
+
+- **Against decision time**: every recording cut at 1.0, 1.5, ... 5.0 s and
+  decided at that point, whatever the confidence (accuracy and macro F1 per
+  cut), with the confusion matrix at the service's first window (2.0 s).
+- **As calls**: every recording streamed through the call session the service
+  runs (``AMD_*`` settings apply): accuracy when decided, NOTSURE share, when
+  the decision came, and the engine's compute latency percentiles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bridge.cli.audio_files import read_audio_file
+from bridge.engine.classifier import AmdClassifier
+from bridge.errors import AudioFileError
+from bridge.session.decision import Status
+from training.classifier import Example
+from training.manifests import ManifestReport
+
+DECISION_TIMES = (1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0)
+FIRST_WINDOW_S = 2.0
+
+
+def by_decision_time(clf: AmdClassifier, examples: Sequence[Example]) -> dict[str, Any]:
+    """Accuracy, macro F1 and the confusion matrix per cut, deciding at 0.5."""
+    probs = np.array(
+        clf.proba_human_batch([e.text for e in examples], [e.timing for e in examples])
+    )
+    out: dict[str, Any] = {}
+    for window in sorted({e.window_s for e in examples if e.window_s is not None}):
+        chosen = [i for i, e in enumerate(examples) if e.window_s == window]
+        y = np.array([examples[i].label for i in chosen])
+        pred = (probs[chosen] >= 0.5).astype(int)
+        f1s = []
+        for cls in (1, 0):
+            tp = int(np.sum((pred == cls) & (y == cls)))
+            precision = tp / max(int(np.sum(pred == cls)), 1)
+            recall = tp / max(int(np.sum(y == cls)), 1)
+            f1s.append(2 * precision * recall / (precision + recall) if tp else 0.0)
+        out[f"{window:.1f}"] = {
+            "n": len(chosen),
+            "accuracy": float(np.mean(pred == y)),
+            "macro_f1": float(np.mean(f1s)),
+            "confusion": {
+                "true_human": {
+                    "human": int(np.sum((y == 1) & (pred == 1))),
+                    "machine": int(np.sum((y == 1) & (pred == 0))),
+                },
+                "true_machine": {
+                    "human": int(np.sum((y == 0) & (pred == 1))),
+                    "machine": int(np.sum((y == 0) & (pred == 0))),
+                },
+            },
+        }
+    return out
+
+
+async def as_calls(report: ManifestReport, settings, detector) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """Stream each recording through the service's call session."""
+    from bridge.engine import build_batching_engine
+    from bridge.session.recording import decide_recording
+
+    engine = build_batching_engine(settings, detector)
+    limit = asyncio.Semaphore(settings.batch_size * settings.engine_workers)
+
+    async def one(path: Path, label: str) -> tuple[str, Any] | None:
+        async with limit:
+            try:
+                fmt, data = await asyncio.to_thread(read_audio_file, path)
+            except AudioFileError:
+                return None
+            decision = await decide_recording(
+                str(path), fmt, data, settings.policy, engine.analyze, settings.analysis_timeout_s
+            )
+            return label, decision
+
+    try:
+        rows = [r for r in report.rows if r.path is not None]
+        results = [x for x in await asyncio.gather(*(one(r.path, r.label) for r in rows)) if x]
+    finally:
+        await engine.aclose()
+    decided = [(label, d) for label, d in results if d.status in (Status.HUMAN, Status.MACHINE)]
+    correct = sum(d.label == label for label, d in decided)
+    compute = [d.compute_ms for _, d in results if d.compute_ms is not None]
+    when = [d.decision_audio_s for _, d in decided]
+    q = np.percentile(compute, [50, 90, 99]) if compute else [float("nan")] * 3
+    return {
+        "calls": len(results),
+        "accuracy_when_decided": correct / max(len(decided), 1),
+        "notsure_share": 1 - len(decided) / max(len(results), 1),
+        "decision_s": {
+            "mean": float(np.mean(when)) if when else None,
+            "max": float(np.max(when)) if when else None,
+        },
+        "compute_ms": {"p50": float(q[0]), "p90": float(q[1]), "p99": float(q[2])},
+    }
+
+
+def write_report(out_dir: Path, record: dict[str, Any]) -> list[Path]:
+    """report.json, report.md and the plots; returns the files written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = [out_dir / "report.json", out_dir / "report.md"]
+    written[0].write_text(json.dumps(record, indent=2) + "\n")
+    times = record["by_decision_time"]
+    xs = [float(t) for t in times]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(xs, [times[t]["accuracy"] for t in times], marker="o", label="accuracy")
+    ax.plot(xs, [times[t]["macro_f1"] for t in times], marker="s", label="macro F1")
+    ax.set_xlabel("decision time (s of callee audio)")
+    ax.set_ylim(0, 1.01)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.set_title("Deciding at each cut, at 0.5")
+    fig.tight_layout()
+    written.append(out_dir / "accuracy_by_time.png")
+    fig.savefig(written[-1], dpi=100)
+    plt.close(fig)
+    confusion = (
+        times[f"{FIRST_WINDOW_S:.1f}"]["confusion"] if f"{FIRST_WINDOW_S:.1f}" in times else None
+    )
+    if confusion is not None:
+        grid = np.array(
+            [
+                [confusion["true_human"]["human"], confusion["true_human"]["machine"]],
+                [confusion["true_machine"]["human"], confusion["true_machine"]["machine"]],
+            ]
+        )
+        fig, ax = plt.subplots(figsize=(3.5, 3.2))
+        ax.imshow(grid, cmap="Blues")
+        for (i, j), value in np.ndenumerate(grid):
+            ax.text(j, i, str(value), ha="center", va="center")
+        ax.set_xticks([0, 1], ["human", "machine"])
+        ax.set_yticks([0, 1], ["human", "machine"])
+        ax.set_xlabel("decided")
+        ax.set_ylabel("true")
+        ax.set_title(f"At {FIRST_WINDOW_S:.1f} s")
+        fig.tight_layout()
+        written.append(out_dir / "confusion_2s.png")
+        fig.savefig(written[-1], dpi=100)
+        plt.close(fig)
+    written[1].write_text(markdown(record))
+    return written
+
+
+def markdown(record: dict[str, Any]) -> str:
+    times = record["by_decision_time"]
+    calls = record["as_calls"]
+    lines = [
+        f"# AMD evaluation: {record['source']}",
+        "",
+        f"{record['recordings']} recordings ({record['bad_rows']} unusable rows skipped), "
+        f"classifier `{record['classifier']}`, {record['made']}.",
+        "",
+        "## Deciding at each point in time",
+        "",
+        "| decision time | accuracy | macro F1 | n |",
+        "|---|---|---|---|",
+        *(
+            f"| {t} s | {v['accuracy']:.1%} | {v['macro_f1']:.3f} | {v['n']} |"
+            for t, v in times.items()
+        ),
+        "",
+        "![accuracy by decision time](accuracy_by_time.png)",
+        "",
+        "## As calls, through the service's session",
+        "",
+        f"- accuracy when decided: {calls['accuracy_when_decided']:.1%}",
+        f"- NOTSURE: {calls['notsure_share']:.1%}",
+        f"- decision at {calls['decision_s']['mean'] or 0:.2f} s of audio on average "
+        f"(latest {calls['decision_s']['max'] or 0:.1f} s)",
+        "- engine time of the batch that held each analysis: "
+        f"p50 {calls['compute_ms']['p50']:.1f} ms, p90 {calls['compute_ms']['p90']:.1f} ms, "
+        f"p99 {calls['compute_ms']['p99']:.1f} ms",
+        "",
+        f"![confusion matrix at {FIRST_WINDOW_S:.1f} s](confusion_2s.png)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def made() -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
