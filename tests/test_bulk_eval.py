@@ -39,14 +39,18 @@ def read_rows(path: Path) -> list[dict[str, str]]:
         return list(reader)
 
 
-def test_a_folder_becomes_one_row_per_recording(folder, tmp_path):
-    out = tmp_path / "results.csv"
-    proc = subprocess.run(
+def bulk_eval(folder: Path, out: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
         [AMD_TRAIN, "bulk-eval", str(folder), "--out", str(out)],
         capture_output=True,
         text=True,
         timeout=600,
     )
+
+
+def test_a_folder_becomes_one_row_per_recording(folder, tmp_path):
+    out = tmp_path / "results.csv"
+    proc = bulk_eval(folder, out)
     assert proc.returncode == 0, proc.stderr
     rows = {Path(r["file"]).name: r for r in read_rows(out)}
     assert set(rows) == {"a-human.wav", "c-machine.wav", "d-machine.wav", "e-broken.wav"}
@@ -66,12 +70,7 @@ def test_an_interrupted_run_resumes_without_redoing_or_duplicating(folder, tmp_p
     out.write_text(
         ",".join(COLUMNS) + "\n" + f"{first},final,human,0.99,0.99,hello,12.0\n" + "/x/half-wr"
     )
-    proc = subprocess.run(
-        [AMD_TRAIN, "bulk-eval", str(folder), "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = bulk_eval(folder, out)
     assert proc.returncode == 0, proc.stderr
     rows = read_rows(out)
     files = [r["file"] for r in rows]
