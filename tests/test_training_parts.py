@@ -1,0 +1,149 @@
+"""The training package's small parts: the CTranslate2 reader, ASR manifests and
+their bad rows, a fixed train/test split, WER, corpus splits and phrases."""
+
+from __future__ import annotations
+
+import contextlib
+import struct
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bridge.engine.models import embedded_whisper_dir
+from training.asr_eval import normalize, word_errors
+from training.classifier import Example, split_by_group
+from training.corpus import held_out, opening_phrases, split_templates
+from training.ct2_whisper import (
+    Ct2FormatError,
+    hf_state_dict,
+    parse_model_bin,
+    read_ct2_whisper,
+    read_model_bin,
+)
+from training.manifests import read_asr_manifest, read_classification_manifest
+from training.texts import Template
+
+with (embedded_whisper_dir() / "model.bin").open("rb") as _fh:
+    HEAD = _fh.read(3000)  # the header and the first variables of a real model
+
+
+def write_wav(path: Path, seconds: float = 0.5) -> Path:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(np.zeros(int(8000 * seconds), np.int16).tobytes())
+    return path
+
+
+def test_the_embedded_model_reads_as_whisper_tiny_en() -> None:
+    model = read_ct2_whisper(embedded_whisper_dir())
+    v = model.variables
+    assert model.spec == "WhisperSpec"
+    assert v["encoder/conv1/weight"].shape == (384, 80, 3)
+    assert v["decoder/embeddings/weight"].shape == (51864, 384)
+    assert v["decoder/projection/weight"] is v["decoder/embeddings/weight"]  # an alias
+    state = hf_state_dict(model)
+    q, k, val = (state[f"model.encoder.layers.0.self_attn.{n}_proj.weight"] for n in "qkv")
+    fused = v["encoder/layer_0/self_attention/linear_0/weight"].astype(np.float32)
+    assert np.array_equal(np.concatenate([q, k, val]), fused)
+    assert "model.encoder.layers.0.self_attn.k_proj.bias" not in state
+    assert not np.any(v["encoder/layer_0/self_attention/linear_0/bias"][384:768])
+
+
+def test_a_damaged_model_bin_is_refused_with_its_reason(tmp_path: Path) -> None:
+    good = (embedded_whisper_dir() / "model.bin").read_bytes()
+    cut = tmp_path / "cut.bin"
+    cut.write_bytes(good[:5000])
+    with pytest.raises(Ct2FormatError, match="truncated"):
+        read_model_bin(cut)
+    old = tmp_path / "old.bin"
+    old.write_bytes(struct.pack("<I", 2) + good[4:])
+    with pytest.raises(Ct2FormatError, match="version 2"):
+        read_model_bin(old)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=400), st.integers(0, 3000))
+def test_any_bytes_parse_or_raise_the_format_error(tail: bytes, keep: int) -> None:
+    head = HEAD[:keep]
+    with contextlib.suppress(Ct2FormatError):
+        parse_model_bin(head + tail, "fuzz")
+
+
+def test_asr_manifest_bad_rows_carry_their_reason(tmp_path: Path) -> None:
+    write_wav(tmp_path / "a.wav")
+    (tmp_path / "empty.wav").write_bytes(b"")
+    (tmp_path / "m.csv").write_text(
+        "path,text,split\n"
+        "a.wav,hello there,train\n"
+        "missing.wav,hello,train\n"
+        "empty.wav,hello,train\n"
+        "a.wav,,train\n"
+        "a.wav,hello,validation\n"
+    )
+    manifest = read_asr_manifest(tmp_path / "m.csv")
+    assert [(r.path.name, r.text, r.split) for r in manifest.rows] == [
+        ("a.wav", "hello there", "train")
+    ]
+    reasons = [reason for _, reason in manifest.bad]
+    assert len(reasons) == 4
+    assert "does not exist" in reasons[0] and "is empty" in reasons[1]
+    assert reasons[2] == "empty transcription" and "validation" in reasons[3]
+    manifest.write_bad_rows(tmp_path / "bad.csv")
+    assert (tmp_path / "bad.csv").read_text().count("\n") == 5
+
+
+def test_a_manifest_split_column_is_the_held_out_split(tmp_path: Path) -> None:
+    (tmp_path / "m.csv").write_text(
+        "text,label,template,split\nhello,human,a,train\nhi you reached,machine,b,test\n"
+        "yes,human,c,sideways\n"
+    )
+    report = read_classification_manifest(tmp_path / "m.csv")
+    assert [r.split for r in report.rows] == ["train", "test"]
+    assert "sideways" in report.bad[0][1]
+    examples = [
+        Example("x", None, 1, "g1", split="train"),
+        Example("y", None, 0, "g2", split="test"),
+    ]
+    train, test = split_by_group(examples, 0.5, 1)
+    assert (train, test) == ([examples[0]], [examples[1]])
+    with pytest.raises(ValueError, match="both train and test"):
+        split_by_group([examples[0]], 0.5, 1)
+
+
+def test_word_errors_after_normalizing() -> None:
+    assert normalize("Press 5, then the pound-key!") == [
+        "press",
+        "five",
+        "then",
+        "the",
+        "pound",
+        "key",
+    ]
+    assert word_errors(["a", "b", "c"], ["a", "x", "c", "d"]) == 2
+    assert word_errors([], ["a"]) == 1
+
+
+def test_splits_are_reproducible_and_hold_out_both_labels() -> None:
+    templates = [Template(f"h{i}", "human", "Hello?") for i in range(8)] + [
+        Template(f"m{i}", "machine", "Leave a message.") for i in range(8)
+    ]
+    sides = split_templates(templates, 0.25, 3)
+    assert sides == split_templates(templates, 0.25, 3)
+    test = [t for t, s in sides.items() if s == "test"]
+    assert sorted(t[0] for t in test) == ["h", "h", "m", "m"]
+    assert held_out(["a", "b"], 0.9, 1, "x") in ({"a"}, {"b"})  # never all
+
+
+def test_opening_phrases_end_at_a_pause_and_shrink() -> None:
+    text = "Hi, you've reached Mike. I can't come to the phone right now | bye"
+    assert opening_phrases(text) == ["Hi, you've reached Mike", "Hi"]
+    assert opening_phrases("Hello? | Hello?") == ["Hello?"]
+    assert opening_phrases("Good morning and thank you for calling the office of") == [
+        "Good morning and thank"
+    ]

@@ -1,0 +1,213 @@
+"""The training package end to end on a small generated corpus, on CPU: corpus,
+Whisper import from the embedded CTranslate2 model, a few LoRA steps of short-context
+fine-tuning, export to CTranslate2 (int8), a classifier trained on what that model
+hears, and both loaded by the service's own detector."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+AMD_TRAIN = str(Path(sys.executable).with_name("amd-train"))
+AMD_BRIDGE = str(Path(sys.executable).with_name("amd-bridge"))
+
+
+def amd_train(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [AMD_TRAIN, *args], capture_output=True, text=True, timeout=900, check=False
+    )
+    if ok:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory, allison_prompts: Path) -> Path:
+    out = tmp_path_factory.mktemp("training") / "corpus"
+    amd_train(
+        "corpus",
+        "--out",
+        str(out),
+        "--limit",
+        "3",
+        "--variants",
+        "2",
+        "--asterisk-sounds",
+        str(allison_prompts),
+    )
+    return out
+
+
+@pytest.fixture(scope="module")
+def imported(corpus: Path) -> Path:
+    checkpoint = corpus.parent / "hf-tiny"
+    amd_train("import-whisper", "--out", str(checkpoint))
+    return checkpoint
+
+
+def test_the_corpus_keeps_test_voices_and_templates_apart_from_training(corpus: Path) -> None:
+    recordings = rows(corpus / "manifest.csv")
+    assert list(recordings[0]) == ["path", "label", "text", "template", "voice", "split"]
+    sides = {s: [r for r in recordings if r["split"] == s] for s in ("train", "test")}
+    for side in sides.values():
+        assert {r["label"] for r in side} == {"human", "machine"}
+    assert not {r["voice"] for r in sides["train"]} & {r["voice"] for r in sides["test"]}
+    assert not {r["template"] for r in sides["train"]} & {r["template"] for r in sides["test"]}
+    families = {r["voice"].split("+")[0] for r in recordings}
+    assert "allison" in families and any(v.startswith("joe") for v in families)
+    assert any(v.startswith("en-") for v in families)  # espeak-ng
+    asterisk = [r for r in recordings if r["voice"] == "allison"]
+    assert {r["label"] for r in asterisk} == {"machine"}
+    assert any("Please leave your message after the tone" in r["text"] for r in asterisk)
+    for r in recordings:
+        with wave.open(str(corpus / r["path"])) as w:
+            assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (8000, 1, 2)
+            assert w.getnframes() >= 6 * 8000
+
+
+def test_asr_clips_hold_their_whole_text_within_two_seconds(corpus: Path) -> None:
+    clips = rows(corpus / "asr.csv")
+    assert {c["split"] for c in clips} == {"train", "test"}
+    assert any(c["voice"] == "allison" for c in clips)
+    for c in clips:
+        assert c["transcription"]
+        with wave.open(str(corpus / c["path"])) as w:
+            assert w.getnframes() <= 2.0 * w.getframerate()
+
+
+def test_a_corpus_is_reproducible_from_its_seed(tmp_path: Path) -> None:
+    made = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        amd_train("corpus", "--out", str(out), "--limit", "1", "--variants", "2", "--seed", "5")
+        made.append(out)
+    first, second = (rows(m / "manifest.csv") for m in made)
+    assert first == second
+    for r in first:
+        assert (made[0] / r["path"]).read_bytes() == (made[1] / r["path"]).read_bytes()
+    assert amd_train("corpus", "--out", str(made[0]), "--limit", "1", ok=False).returncode == 2
+
+
+def test_the_imported_model_exports_back_to_the_same_weights_and_tokens(
+    imported: Path, tmp_path: Path, speech_audio
+) -> None:
+    from bridge.engine.asr import AsrOptions, ShortContextWhisper
+    from bridge.engine.models import embedded_whisper_dir
+    from training.ct2_whisper import read_model_bin
+
+    exported = tmp_path / "round-trip"
+    amd_train(
+        "export", "--checkpoint", str(imported), "--out", str(exported), "--quantization", "float16"
+    )
+    _, _, original = read_model_bin(embedded_whisper_dir() / "model.bin")
+    _, _, back = read_model_bin(exported / "model.bin")
+    assert set(original) <= set(back)
+    for name, value in original.items():
+        assert back[name].dtype == value.dtype and np.array_equal(back[name], value), name
+    clip = speech_audio("Hi, you've reached the Millers, please leave a message.")[: 3 * 16000]
+    options = AsrOptions(compute_type="float32")
+    tokens = []
+    for model in (embedded_whisper_dir(), exported):
+        asr = ShortContextWhisper(model, options)
+        feats = asr._features(clip, len(clip))[None]
+        import ctranslate2
+
+        result = asr.model.generate(
+            ctranslate2.StorageView.from_array(np.ascontiguousarray(feats)), [asr.prompt]
+        )
+        tokens.append(result[0].sequences_ids[0])
+    assert tokens[0] == tokens[1] and len(tokens[0]) > 5
+
+
+def test_export_refuses_to_overwrite_without_force(imported: Path, tmp_path: Path) -> None:
+    out = tmp_path / "model"
+    out.mkdir()
+    (out / "model.bin").write_bytes(b"an older model")
+    proc = amd_train("export", "--checkpoint", str(imported), "--out", str(out), ok=False)
+    assert proc.returncode == 2 and "--force" in proc.stderr
+    assert (out / "model.bin").read_bytes() == b"an older model"
+    bad = amd_train(
+        "export",
+        "--checkpoint",
+        str(imported),
+        "--out",
+        str(out),
+        "--quantization",
+        "int3",
+        "--force",
+        ok=False,
+    )
+    assert bad.returncode == 2 and "int8" in bad.stderr
+
+
+def test_fine_tune_export_train_and_load_in_the_service(
+    corpus: Path, imported: Path, tmp_path: Path
+) -> None:
+    tuned = tmp_path / "tuned"
+    amd_train(
+        "finetune",
+        "--checkpoint",
+        str(imported),
+        "--manifest",
+        str(corpus / "asr.csv"),
+        "--out",
+        str(tuned),
+        "--max-clips",
+        "12",
+        "--steps",
+        "3",
+        "--batch-size",
+        "4",
+        "--lora",
+        "--ce-weight",
+        "0.5",
+    )
+    summary = json.loads((tuned / "finetune.json").read_text())
+    assert summary["clips"] == 12 and summary["steps"] == 3 and summary["last_loss"] > 0
+    exported = tmp_path / "tuned-ct2"
+    amd_train(
+        "export", "--checkpoint", str(tuned), "--out", str(exported), "--quantization", "int8"
+    )
+    assert {"model.bin", "config.json", "tokenizer.json", "preprocessor_config.json"} <= {
+        p.name for p in exported.iterdir()
+    }
+    classifier = tmp_path / "clf.npz"
+    amd_train(
+        "classifier",
+        "--manifest",
+        str(corpus / "manifest.csv"),
+        "--out",
+        str(classifier),
+        "--whisper-model",
+        str(exported),
+        "--windows",
+        "2,4",
+    )
+    recordings = rows(corpus / "manifest.csv")
+    env = {**os.environ, "AMD_WHISPER_MODEL": str(exported), "AMD_CLASSIFIER": str(classifier)}
+    proc = subprocess.run(
+        [AMD_BRIDGE, "detect", *(str(corpus / r["path"]) for r in recordings[:4])],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    decisions = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert len(decisions) == 4
+    assert all(d["status"] in ("HUMAN", "MACHINE", "NOTSURE") for d in decisions)
+    assert any(d["transcript"] for d in decisions)

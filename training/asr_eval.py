@@ -1,0 +1,88 @@
+"""``amd-train asr-eval``: word error rate of Whisper models on short clips, decoded
+on the clip alone (as the service does) and padded to 30 s (as Whisper was trained).
+
+Clips come from an ASR manifest whose transcription is everything said in the
+clip (``amd-train corpus`` writes such clips to ``asr.csv``). Text is compared
+after lower-casing and dropping punctuation; digits are spelled out, since
+Whisper writes "5" where a prompt's text says "five".
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bridge.audio import CallAudio
+from bridge.audio.resampler import TARGET_RATE
+from bridge.cli.audio_files import read_audio_file
+from bridge.engine.asr import AsrOptions, ShortContextWhisper
+from bridge.errors import AudioFileError
+from training.manifests import AsrManifest
+
+_DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+
+
+def normalize(text: str) -> list[str]:
+    text = text.lower().replace("-", " ")
+    text = re.sub(r"\d", lambda m: f" {_DIGITS[int(m.group())]} ", text)
+    text = re.sub(r"[^a-z' ]+", " ", text)
+    return [w.strip("'") for w in text.split() if w.strip("'")]
+
+
+def word_errors(reference: Sequence[str], hypothesis: Sequence[str]) -> int:
+    """Levenshtein distance over words (substitutions, insertions, deletions)."""
+    previous = list(range(len(hypothesis) + 1))
+    for i, ref in enumerate(reference, start=1):
+        current = [i]
+        for j, hyp in enumerate(hypothesis, start=1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ref != hyp)))
+        previous = current
+    return previous[-1]
+
+
+@dataclass(frozen=True)
+class ClipText:
+    audio: np.ndarray
+    reference: str
+
+
+def load(manifest: AsrManifest, clip_s: float) -> list[ClipText]:
+    clips = []
+    for row in manifest.rows:
+        try:
+            fmt, data = read_audio_file(row.path)
+        except AudioFileError as exc:
+            manifest.bad.append(({"path": str(row.path), "transcription": row.text}, str(exc)))
+            continue
+        audio = CallAudio(fmt)
+        pcm = np.concatenate([audio.push(data), audio.flush()])[: int(clip_s * TARGET_RATE)]
+        clips.append(ClipText(pcm.astype(np.float32), row.text))
+    return clips
+
+
+def score(
+    model_dir: Path, clips: Sequence[ClipText], pad_to_30s: bool, batch: int = 16
+) -> dict[str, Any]:
+    asr = ShortContextWhisper(model_dir, AsrOptions(pad_to_30s=pad_to_30s))
+    errors = words = looped = 0
+    examples = []
+    for i in range(0, len(clips), batch):
+        part = clips[i : i + batch]
+        for clip, out in zip(part, asr.transcribe_batch([c.audio for c in part]), strict=True):
+            ref, hyp = normalize(clip.reference), normalize(out.text)
+            e = word_errors(ref, hyp)
+            errors, words, looped = errors + e, words + len(ref), looped + out.looped
+            if e and len(examples) < 8:
+                examples.append({"reference": clip.reference, "heard": out.text})
+    return {
+        "wer": errors / max(words, 1),
+        "clips": len(clips),
+        "words": words,
+        "looped": looped,
+        "examples": examples,
+    }

@@ -1,0 +1,241 @@
+"""``amd-train corpus``: a labelled telephone corpus made here, with no network.
+
+Every template is spoken by voices from one side of the split: templates and
+voices are each divided into training and held-out sets (by label for the
+templates, by family for the voices), and a held-out template is only ever
+spoken by held-out voices. So a test item shares neither its words nor its
+speaker with any training item. Asterisk's recorded prompts (one real voice,
+machine only) are composed into the greetings Asterisk's own voicemail and
+intercepts play, and go to the training side.
+
+Out come ``manifest.csv`` (``path,label,text,template,voice,split``) for the
+classifier and the evaluation, and ``asr.csv`` (``path,transcription,...``):
+short clips whose whole text is heard within the decision window, for Whisper
+fine-tuning and for measuring transcripts.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import random
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from training.synth import render, write_wav
+from training.telephone import PHONE_RATE, ChannelParams, beep, telephone
+from training.texts import Template, fill
+from training.voices import FloatAudio, Prompt, Voice, read_prompt
+
+log = logging.getLogger(__name__)
+
+TRAIN, TEST = "train", "test"
+PHRASE_MAX_S = 2.0  # an ASR clip's text must be spoken within the decision window
+# Asterisk's voicemail and intercept messages, as app_voicemail and the carriers play them.
+ASTERISK_GREETINGS = {
+    "ast-unavail": ["vm-theperson", "{digits}", "vm-isunavail", "vm-intro"],
+    "ast-busy": ["vm-theperson", "{digits}", "vm-isonphone", "vm-intro"],
+    "ast-nobody": ["vm-nobodyavail", "vm-intro"],
+    "ast-noservice": ["ss-noservice"],
+    "ast-cannot": ["cannot-complete-as-dialed", "check-number-dial-again"],
+    "ast-circuits": ["all-circuits-busy-now", "please-try-call-later"],
+    "ast-notanswering": ["number-not-answering"],
+    "ast-privacy": ["privacy-unident"],
+    "ast-telemarketers": ["tt-allbusy"],
+}
+
+
+@dataclass
+class CorpusRows:
+    recordings: list[dict[str, str]] = field(default_factory=list)
+    phrases: list[dict[str, str]] = field(default_factory=list)
+
+
+def held_out(names: Sequence[str], share: float, seed: int, salt: str) -> set[str]:
+    """A reproducible ``share`` of ``names`` (at least one, never all)."""
+    ordered = sorted(set(names))
+    random.Random(f"{seed}:{salt}").shuffle(ordered)
+    n = min(max(1, math.ceil(share * len(ordered))), len(ordered) - 1)
+    return set(ordered[:n])
+
+
+def split_templates(templates: Sequence[Template], share: float, seed: int) -> dict[str, str]:
+    sides: dict[str, str] = {}
+    for label in sorted({t.label for t in templates}):
+        ids = [t.template_id for t in templates if t.label == label]
+        test = held_out(ids, share, seed, f"templates:{label}")
+        sides.update({i: TEST if i in test else TRAIN for i in ids})
+    return sides
+
+
+def split_voices(families: dict[str, Sequence[Voice]], share: float, seed: int) -> dict[str, str]:
+    sides: dict[str, str] = {}
+    for family, voices in sorted(families.items()):
+        names = [v.name for v in voices]
+        test = held_out(names, share, seed, f"voices:{family}") if len(names) > 1 else set()
+        sides.update({n: TEST if n in test else TRAIN for n in names})
+    return sides
+
+
+def opening_phrases(text: str, max_words: int = 8) -> list[str]:
+    """Openings of ``text`` that end at a pause mark, longest first (at most
+    ``max_words``), then its first four words: the candidates a 2 s clip can hold."""
+    head = text.split("|")[0]
+    clauses = [c.strip() for c in re.split(r"(?<=[.,?!;])\s+", head) if c.strip()]
+    found = []
+    for n in range(len(clauses), 0, -1):
+        phrase = " ".join(clauses[:n]).rstrip(".,;")
+        if len(phrase.split()) <= max_words:
+            found.append(phrase)
+    words = head.split()
+    if len(words) > 4:
+        found.append(" ".join(words[:4]).rstrip(".,;"))
+    return list(dict.fromkeys(found))
+
+
+class CorpusBuilder:
+    def __init__(self, out_dir: Path, seed: int) -> None:
+        self.out = out_dir
+        self.seed = seed
+        self.rows = CorpusRows()
+        for sub in ("audio", "phrases"):
+            (out_dir / sub).mkdir(parents=True, exist_ok=True)
+
+    def _save(self, sub: str, stem: str, audio: FloatAudio, rate: int, rng: random.Random) -> str:
+        params = ChannelParams.sample(rng)
+        pcm = telephone(audio, rate, params, seed=rng.randrange(2**31))
+        path = Path(sub) / f"{stem}.wav"
+        write_wav(self.out / path, pcm, PHONE_RATE)
+        return str(path)
+
+    def speak_templates(
+        self,
+        templates: Sequence[Template],
+        voices: Sequence[Voice],
+        template_side: dict[str, str],
+        voice_side: dict[str, str],
+        variants: int,
+        min_seconds: float,
+    ) -> None:
+        pools = {s: [v for v in voices if voice_side[v.name] == s] for s in (TRAIN, TEST)}
+        for n, template in enumerate(templates, start=1):
+            side = template_side[template.template_id]
+            for k in range(variants):
+                rng = random.Random(f"{self.seed}:{template.template_id}:{k}")
+                voice = rng.choice(pools[side])
+                stem = f"{template.template_id}_{k}"
+                text, audio = render(voice, template, rng, min_seconds)
+                path = self._save("audio", stem, audio, voice.rate, rng)
+                row = {"label": template.label, "text": text, "template": template.template_id}
+                row |= {"voice": voice.name, "split": side}
+                self.rows.recordings.append({"path": path, **row})
+                self._phrase(stem, voice, opening_phrases(fill(template.text, rng)), side, template)
+            if n % 25 == 0:
+                log.info("spoke %d of %d templates", n, len(templates))
+
+    def _phrase(
+        self, stem: str, voice: Voice, candidates: list[str], side: str, template: Template
+    ) -> None:
+        rng = random.Random(f"{self.seed}:{stem}:phrase")
+        for text in candidates:  # the longest that fits the window with its lead-in
+            speech = voice.speak(text, rng)
+            if len(speech) <= (PHRASE_MAX_S - 0.1) * voice.rate:
+                break
+        else:
+            return
+        lead = np.zeros(int(voice.rate * rng.uniform(0.0, 0.1)), np.float32)
+        path = self._save("phrases", stem, np.concatenate([lead, speech]), voice.rate, rng)
+        self.rows.phrases.append(
+            {
+                "path": path,
+                "transcription": text,
+                "voice": voice.name,
+                "template": template.template_id,
+                "split": side,
+            }
+        )
+
+    def asterisk(self, prompts: dict[str, Prompt], variants: int, min_seconds: float) -> None:
+        """Asterisk's greetings (training side) and its short prompts as ASR clips."""
+        for name, parts in ASTERISK_GREETINGS.items():
+            if not all(p in prompts or p == "{digits}" for p in parts):
+                log.warning("Asterisk greeting %s skipped: a prompt is missing", name)
+                continue
+            for k in range(variants):
+                rng = random.Random(f"{self.seed}:{name}:{k}")
+                audio, text = self._compose(prompts, parts, rng, min_seconds)
+                path = self._save("audio", f"{name}_{k}", audio, PHONE_RATE, rng)
+                self.rows.recordings.append(
+                    {
+                        "path": path,
+                        "label": "machine",
+                        "text": text,
+                        "template": name,
+                        "voice": "allison",
+                        "split": TRAIN,
+                    }
+                )
+        test = held_out(list(prompts), 0.25, self.seed, "prompts")
+        for name, prompt in sorted(prompts.items()):
+            audio, rate = read_prompt(prompt)
+            if rate != PHONE_RATE or len(audio) > PHRASE_MAX_S * rate or len(audio) < 0.3 * rate:
+                continue
+            rng = random.Random(f"{self.seed}:{name}:prompt")
+            path = self._save("phrases", f"prompt-{name.replace('/', '-')}", audio, rate, rng)
+            self.rows.phrases.append(
+                {
+                    "path": path,
+                    "transcription": prompt.text,
+                    "voice": "allison",
+                    "template": f"prompt-{name}",
+                    "split": TEST if name in test else TRAIN,
+                }
+            )
+
+    @staticmethod
+    def _compose(
+        prompts: dict[str, Prompt], parts: Iterable[str], rng: random.Random, min_seconds: float
+    ) -> tuple[FloatAudio, str]:
+        pieces: list[FloatAudio] = [np.zeros(int(PHONE_RATE * rng.uniform(0.1, 0.8)), np.float32)]
+        words: list[str] = []
+        for part in parts:
+            names = (
+                [f"digits/{d}" for d in str(rng.randint(100, 9999))]
+                if part == "{digits}"
+                else [part]
+            )
+            for name in names:
+                prompt = prompts.get(name)
+                if prompt is None:
+                    continue
+                audio, _ = read_prompt(prompt)
+                pieces += [audio, np.zeros(int(PHONE_RATE * rng.uniform(0.05, 0.3)), np.float32)]
+                words.append(prompt.text)
+        if "vm-intro" in parts:  # app_voicemail's beep after its greeting
+            pieces.append(beep(PHONE_RATE, 1000.0, 0.25))
+        audio = np.concatenate(pieces)
+        short = int(min_seconds * PHONE_RATE) - len(audio)
+        if short > 0:
+            audio = np.concatenate([audio, np.zeros(short, np.float32)])
+        return audio, " ".join(words)
+
+    def write(self) -> tuple[Path, Path]:
+        manifest, asr = self.out / "manifest.csv", self.out / "asr.csv"
+        _write_csv(manifest, self.rows.recordings)
+        _write_csv(asr, self.rows.phrases)
+        return manifest, asr
+
+
+def _write_csv(path: Path, rows: list[dict[str, str]]) -> None:
+    fields: list[str] = []
+    for row in rows:
+        fields.extend(k for k in row if k not in fields)
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fields)
+        writer.writeheader()
+        writer.writerows(rows)

@@ -1,0 +1,271 @@
+"""``amd-train finetune``: teach Whisper to decode a 2 s clip without 30 s of padding.
+
+Whisper's encoder only ever saw 30 s windows; on a 2 s clip its states drift
+and the decoder loops. Following FUTO's whisper-acft, the encoder is trained so
+that its states on the clip alone match the states the unchanged model gives
+for the same clip padded to 30 s (mean squared error over the clip's frames);
+the decoder, which already reads padded states well, is left alone unless
+asked. Where a manifest's transcription covers the whole clip, the usual
+cross-entropy on the transcript can be added (``ce_weight``).
+
+It runs on transformers' ``Seq2SeqTrainer`` (CPU or CUDA), fully or with LoRA
+adapters (peft) that are merged before the checkpoint is saved, so the export
+to CTranslate2 sees a plain Whisper model.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import (
+    Seq2SeqTrainer,
+    Seq2SeqTrainingArguments,
+    WhisperForConditionalGeneration,
+    WhisperTokenizerFast,
+)
+
+from bridge.audio import CallAudio
+from bridge.audio.resampler import TARGET_RATE
+from bridge.cli.audio_files import read_audio_file
+from bridge.engine.asr import WHISPER_INPUT_S
+from bridge.errors import AudioFileError
+from training.manifests import AsrManifest
+
+log = logging.getLogger(__name__)
+
+FRAMES_PER_S = 100  # Whisper's log-mel hop is 10 ms
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
+PROCESSOR_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "preprocessor_config.json",
+    "processor_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.json",
+    "merges.txt",
+    "normalizer.json",
+)
+
+
+@dataclass(frozen=True)
+class FinetuneOptions:
+    clip_s: float = 2.0
+    steps: int = 500
+    batch_size: int = 16
+    learning_rate: float = 1e-4
+    warmup_steps: int = 20
+    lora: bool = False
+    lora_rank: int = 32
+    train_decoder: bool = False
+    acft_weight: float = 1.0
+    ce_weight: float = 0.0
+    seed: int = 1
+    device: str = "auto"  # auto, cpu, cuda
+
+
+@dataclass
+class Clip:
+    features: np.ndarray  # [mels, frames] of the clip alone, as the runtime computes them
+    padded: np.ndarray  # [mels, 3000] of the clip padded to 30 s
+    text: str
+
+
+def load_clips(manifest: AsrManifest, clip_s: float, n_mels: int) -> list[Clip]:
+    """Each file cut (or padded with silence) to ``clip_s``; unreadable ones become bad rows."""
+    from faster_whisper.feature_extractor import FeatureExtractor
+
+    extractor = FeatureExtractor(feature_size=n_mels)
+    n = int(clip_s * TARGET_RATE)
+    frames = int(clip_s * FRAMES_PER_S)
+    clips = []
+    for row in manifest.rows:
+        try:
+            fmt, data = read_audio_file(row.path)
+        except AudioFileError as exc:
+            manifest.bad.append(({"path": str(row.path), "transcription": row.text}, str(exc)))
+            continue
+        audio = CallAudio(fmt)
+        pcm = np.concatenate([audio.push(data), audio.flush()])[:n]
+        clip = np.zeros(n, np.float32)
+        clip[: len(pcm)] = pcm
+        padded = np.zeros(WHISPER_INPUT_S * TARGET_RATE, np.float32)
+        padded[:n] = clip
+        short = extractor(clip)[:, :frames]
+        full = extractor(padded)[:, : WHISPER_INPUT_S * FRAMES_PER_S]
+        clips.append(Clip(short.astype(np.float32), full.astype(np.float32), row.text))
+    return clips
+
+
+@contextmanager
+def short_context(model: Any, positions: int) -> Iterator[None]:
+    """Let transformers' Whisper encoder take ``positions`` frames instead of 1500.
+
+    Its forward pass insists on 30 s of input and adds the whole position
+    table; a table cut to the clip's length (the same fixed sinusoids) makes it
+    run on the clip alone, as CTranslate2 does. The full table is put back after.
+    """
+    encoder = model.model.encoder
+    full, full_n = encoder.embed_positions, model.config.max_source_positions
+    short = torch.nn.Embedding(positions, full.weight.shape[1]).to(full.weight.device)
+    short.weight.data.copy_(full.weight.data[:positions])
+    short.requires_grad_(False)
+    encoder.embed_positions = short
+    model.config.max_source_positions = positions
+    try:
+        yield
+    finally:
+        encoder.embed_positions = full
+        model.config.max_source_positions = full_n
+
+
+def teacher_states(model: Any, clips: Sequence[Clip], positions: int, batch: int) -> list[Any]:
+    """The unchanged model's encoder states for each clip padded to 30 s, cut to the clip."""
+    model.eval()
+    device = next(model.parameters()).device
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(clips), batch):
+            feats = torch.from_numpy(np.stack([c.padded for c in clips[i : i + batch]]))
+            states = model.model.encoder(feats.to(device)).last_hidden_state[:, :positions]
+            out.extend(s.to(torch.float16).cpu() for s in states)
+            if (i // batch) % 20 == 0:
+                log.info("teacher states: %d of %d clips", min(i + batch, len(clips)), len(clips))
+    return out
+
+
+def finetune(
+    checkpoint: Path, manifest: AsrManifest, out_dir: Path, options: FinetuneOptions
+) -> dict[str, Any]:
+    """Train, merge, write a transformers checkpoint to ``out_dir``; return a summary."""
+    torch.manual_seed(options.seed)
+    device = options.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = WhisperForConditionalGeneration.from_pretrained(str(checkpoint)).to(device)
+    tokenizer = WhisperTokenizerFast.from_pretrained(str(checkpoint))
+    clips = load_clips(manifest, options.clip_s, model.config.num_mel_bins)
+    if not clips:
+        raise ValueError("no usable clips in the manifest")
+    positions = int(options.clip_s * FRAMES_PER_S) // 2  # the encoder halves the frame rate
+    targets = teacher_states(model, clips, positions, options.batch_size)
+    prefix = tokenizer.convert_tokens_to_ids(["<|notimestamps|>"])
+    eot = tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    rows = [
+        {
+            "input_features": torch.from_numpy(c.features),
+            "teacher_states": t,
+            "labels": torch.tensor(
+                prefix + tokenizer(" " + c.text, add_special_tokens=False).input_ids + [eot]
+            ),
+        }
+        for c, t in zip(clips, targets, strict=True)
+    ]
+    with short_context(model, positions):
+        trained = _prepare(model, options)
+        args = Seq2SeqTrainingArguments(
+            output_dir=str(out_dir / ".trainer"),
+            per_device_train_batch_size=options.batch_size,
+            max_steps=options.steps,
+            learning_rate=options.learning_rate,
+            warmup_steps=min(options.warmup_steps, max(options.steps // 10, 0)),
+            lr_scheduler_type="linear",
+            logging_steps=max(1, options.steps // 20),
+            save_strategy="no",
+            report_to=[],
+            remove_unused_columns=False,
+            dataloader_num_workers=0,
+            seed=options.seed,
+            use_cpu=device == "cpu",
+            disable_tqdm=True,
+        )
+        trainer = ShortContextTrainer(
+            model=trained,
+            args=args,
+            train_dataset=rows,
+            data_collator=collate,
+            acft_weight=options.acft_weight,
+            ce_weight=options.ce_weight,
+        )
+        result = trainer.train()
+        if options.lora:
+            model = trained.merge_and_unload()
+    shutil.rmtree(out_dir / ".trainer", ignore_errors=True)
+    model.save_pretrained(str(out_dir))
+    for name in PROCESSOR_FILES:
+        if (checkpoint / name).is_file():
+            shutil.copy(checkpoint / name, out_dir / name)
+    losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+    return {
+        "clips": len(clips),
+        "bad_rows": len(manifest.bad),
+        "steps": options.steps,
+        "train_seconds": round(float(result.metrics.get("train_runtime", 0.0)), 1),
+        "first_loss": losses[0] if losses else None,
+        "last_loss": losses[-1] if losses else None,
+        "device": device,
+    }
+
+
+def _prepare(model: Any, options: FinetuneOptions) -> Any:
+    """Freeze what is not trained; wrap in LoRA adapters if asked."""
+    side = r".*\.(encoder|decoder)\." if options.train_decoder else r".*\.encoder\."
+    if options.lora:
+        from peft import LoraConfig, get_peft_model
+
+        config = LoraConfig(
+            r=options.lora_rank,
+            lora_alpha=2 * options.lora_rank,
+            lora_dropout=0.0,
+            target_modules=side + r"layers\.\d+\..*(" + "|".join(LORA_TARGETS) + ")$",
+        )
+        return get_peft_model(model, config)
+    for name, param in model.named_parameters():
+        trains = ".encoder." in name or (options.train_decoder and ".decoder." in name)
+        param.requires_grad_(trains and "embed_positions" not in name)
+    return model
+
+
+def collate(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    labels = torch.nn.utils.rnn.pad_sequence(
+        [r["labels"] for r in rows], batch_first=True, padding_value=-100
+    )
+    return {
+        "input_features": torch.stack([r["input_features"] for r in rows]),
+        "teacher_states": torch.stack([r["teacher_states"] for r in rows]),
+        "labels": labels,
+    }
+
+
+class ShortContextTrainer(Seq2SeqTrainer):  # type: ignore[misc]
+    """Seq2SeqTrainer whose loss is the encoder's distance to its padded-context states,
+    plus, if weighted, the transcript's cross-entropy."""
+
+    def __init__(self, *args: Any, acft_weight: float, ce_weight: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.acft_weight = acft_weight
+        self.ce_weight = ce_weight
+
+    def compute_loss(
+        self,
+        model: Any,
+        inputs: dict[str, Any],
+        return_outputs: bool = False,
+        num_items_in_batch: Any = None,
+    ) -> Any:
+        states = model.get_encoder()(inputs["input_features"]).last_hidden_state
+        target = inputs["teacher_states"].to(states.dtype)
+        loss = self.acft_weight * torch.nn.functional.mse_loss(states, target)
+        outputs = None
+        if self.ce_weight:
+            outputs = model(encoder_outputs=(states,), labels=inputs["labels"])
+            loss = loss + self.ce_weight * outputs.loss
+        return (loss, outputs) if return_outputs else loss

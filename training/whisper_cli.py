@@ -1,0 +1,123 @@
+"""The Whisper side of ``amd-train``: import-whisper, finetune, export, asr-eval."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from bridge.engine.models import resolve_whisper_model
+from bridge.errors import AmdError
+from training.manifests import AsrManifest, ManifestError, read_asr_manifest
+
+log = logging.getLogger("training")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        if args.command == "import-whisper":
+            return _import(args)
+        if args.command == "finetune":
+            return _finetune(args)
+        if args.command == "export":
+            return _export(args)
+        return _asr_eval(args)
+    except (AmdError, ManifestError, ValueError, OSError) as exc:
+        print(f"amd-train: {exc}", file=sys.stderr)
+        return 2
+
+
+def _refuse_overwrite(out: Path, force: bool) -> None:
+    if out.exists() and any(out.iterdir()):
+        if not force:
+            raise ValueError(f"{out} exists and is not empty; use --force to replace it")
+        shutil.rmtree(out)
+
+
+def _import(args: argparse.Namespace) -> int:
+    from training.ct2_export import check_decodes
+    from training.ct2_whisper import import_ct2_whisper
+
+    _refuse_overwrite(args.out, args.force)
+    source = resolve_whisper_model(args.model)
+    check_decodes(source)  # what we import must itself be a working model
+    import_ct2_whisper(source, args.out)
+    print(f"imported {source} into {args.out}")
+    return 0
+
+
+def _rows(path: Path, split: str) -> AsrManifest:
+    manifest = read_asr_manifest(path)
+    if split:
+        manifest.rows = [r for r in manifest.rows if r.split == split]
+    if not manifest.rows:
+        raise ValueError(f"{path}: no usable rows" + (f" in split {split!r}" if split else ""))
+    return manifest
+
+
+def _finetune(args: argparse.Namespace) -> int:
+    from training.finetune import FinetuneOptions, finetune
+
+    _refuse_overwrite(args.out, args.force)
+    manifest = _rows(args.manifest, args.split)
+    if args.max_clips:
+        manifest.rows = manifest.rows[: args.max_clips]
+    options = FinetuneOptions(
+        clip_s=args.clip_s,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        lora=args.lora,
+        lora_rank=args.lora_rank,
+        train_decoder=args.train_decoder,
+        ce_weight=args.ce_weight,
+        seed=args.seed,
+        device=args.device,
+    )
+    try:
+        summary = finetune(args.checkpoint, manifest, args.out, options)
+    finally:
+        if manifest.bad:
+            manifest.write_bad_rows(args.out.parent / f"{args.out.name}.bad-rows.csv")
+            log.warning("%d bad rows skipped", len(manifest.bad))
+    summary["options"] = options.__dict__
+    (args.out / "finetune.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(
+        f"{summary['clips']} clips, {summary['steps']} steps in {summary['train_seconds']} s; "
+        f"loss {summary['first_loss']} -> {summary['last_loss']}; wrote {args.out}"
+    )
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from training.ct2_export import check_decodes, export_ct2
+
+    out = export_ct2(args.checkpoint, args.out, args.quantization, args.force)
+    heard = check_decodes(out)
+    print(f"exported {args.checkpoint} to {out} ({args.quantization}); it decodes: {heard.text!r}")
+    return 0
+
+
+def _asr_eval(args: argparse.Namespace) -> int:
+    from training.asr_eval import load, score
+
+    manifest = _rows(args.manifest, args.split)
+    clips = load(manifest, args.clip_s)
+    results: dict[str, Any] = {"manifest": str(args.manifest), "split": args.split}
+    results |= {"clip_s": args.clip_s, "clips": len(clips), "bad_rows": len(manifest.bad)}
+    results["models"] = {}
+    print(f"{'model':40} {'decoding':10} {'WER':>7} {'looped':>7}")
+    for spec in args.model:
+        path = resolve_whisper_model(spec)
+        for padded in (False, True):
+            mode = "padded-30s" if padded else "short"
+            r = score(path, clips, pad_to_30s=padded)
+            results["models"].setdefault(spec, {})[mode] = r
+            print(f"{spec[-40:]:40} {mode:10} {r['wer']:7.3f} {r['looped']:7d}")
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
