@@ -110,3 +110,30 @@ def test_over_the_websocket_api_as_the_seed_did(folder, tmp_path, detector):
     assert rows["a-human.wav"]["label"] == "human" and rows["a-human.wav"]["type"] == "final"
     assert rows["d-machine.wav"]["label"] == "machine"
     assert rows["e-broken.wav"]["type"] == "error"
+
+
+def test_ray_data_in_local_mode_gives_the_same_rows_and_resumes(folder, tmp_path):
+    local, on_ray = tmp_path / "local.csv", tmp_path / "ray.csv"
+    assert bulk_eval(folder, local).returncode == 0
+    first = subprocess.run(
+        [AMD_TRAIN, "bulk-eval", str(folder / "b"), "--out", str(on_ray), "--ray"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert len(read_rows(on_ray)) == 2  # the sub-folder only
+    again = subprocess.run(
+        [AMD_TRAIN, "bulk-eval", str(folder), "--out", str(on_ray), "--ray", "--ray-actors", "1"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    ray_rows = read_rows(on_ray)
+    assert len(ray_rows) == len({r["file"] for r in ray_rows}) == 4  # none twice
+    # Labels, not transcripts: a clip's transcript can shift with what it is batched with.
+    assert {r["file"]: (r["type"], r["label"]) for r in ray_rows} == {
+        r["file"]: (r["type"], r["label"]) for r in read_rows(local)
+    }
+    assert all(r["transcript"] for r in ray_rows)

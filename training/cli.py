@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     ae.add_argument("--model", action="append", required=True, help="'embedded' or a folder")
     ae.add_argument("--split", default="test", help="use rows of this split ('' for all)")
     ae.add_argument("--clip-s", type=float, default=2.0)
+    ae.add_argument(
+        "--decoding", choices=("short", "padded", "both"), default="both", help="how to decode"
+    )
     ae.add_argument("--out", type=Path, help="JSON file for the results")
 
     clf = commands.add_parser("classifier", help="train the human/machine classifier")
@@ -102,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", type=Path, required=True, help="folder for report.json/.md and plots")
     ev.add_argument("--classifier", default="embedded", help="'embedded' or a classifier .npz")
     ev.add_argument("--whisper-model", default="embedded", help="ASR model")
+    ev.add_argument("--split", help="only rows of this split (train|test), if the CSV has one")
 
     bulk = commands.add_parser("bulk-eval", help="decide a folder or CSV of recordings into a CSV")
     bulk.add_argument(
@@ -115,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     bulk.add_argument("--chunk-ms", type=int, default=20, help="frame length with --url")
     bulk.add_argument("--token", help="bearer token for --url (AMD_API_TOKEN)")
     bulk.add_argument("--no-count", action="store_true", help="do not count the inputs first")
+    bulk.add_argument("--ray", action="store_true", help="run on Ray Data (local if no cluster)")
+    bulk.add_argument("--ray-address", help="a running Ray cluster's address (implies --ray)")
+    bulk.add_argument("--ray-actors", type=int, default=2, help="model-holding actors with --ray")
     return parser
 
 
@@ -160,6 +167,10 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     try:
         report = read_classification_manifest(args.manifest)
+        if args.split:
+            report.rows = [r for r in report.rows if r.split == args.split]
+            if not report.rows:
+                raise ManifestError(f"{args.manifest}: no rows in split {args.split!r}")
         if any(r.path is None for r in report.rows):
             raise ManifestError(f"{args.manifest}: evaluate needs recordings (path,label)")
         settings = Settings.load(
@@ -217,7 +228,12 @@ def _bulk_eval(args: argparse.Namespace) -> int:
         if total is not None:
             log.info("%d files, %d already in %s", total, len(out.done), args.out)
         progress = Progress(None if total is None else total - len(out.done))
-        if args.url:
+        if args.ray or args.ray_address:
+            from training.bulk_ray import evaluate_on_ray
+
+            inputs = list_inputs(args.source)
+            evaluate_on_ray(inputs, out, progress, args.ray_actors, address=args.ray_address)
+        elif args.url:
             decide = websocket_decider(args.url, args.chunk_ms, args.token)
             run = evaluate(list_inputs(args.source), out, decide, args.concurrency, progress)
             asyncio.run(run)

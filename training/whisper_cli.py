@@ -113,7 +113,8 @@ def _asr_eval(args: argparse.Namespace) -> int:
     print(f"{'model':40} {'decoding':10} {'WER':>7} {'looped':>7}")
     for spec in args.model:
         path = resolve_whisper_model(spec)
-        for padded in (False, True):
+        modes = {"short": (False,), "padded": (True,), "both": (False, True)}[args.decoding]
+        for padded in modes:
             mode = "padded-30s" if padded else "short"
             r = score(path, clips, pad_to_30s=padded)
             results["models"].setdefault(spec, {})[mode] = r
