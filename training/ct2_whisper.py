@@ -247,6 +247,7 @@ def import_ct2_whisper(model_dir: Path, out_dir: Path) -> Path:
     model.generation_config = generation
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out_dir))
-    processor = WhisperProcessor(WhisperFeatureExtractor(feature_size=n_mels), tokenizer)
-    processor.save_pretrained(str(out_dir))
+    features = WhisperFeatureExtractor(feature_size=n_mels)
+    WhisperProcessor(features, tokenizer).save_pretrained(str(out_dir))
+    features.save_pretrained(str(out_dir))  # preprocessor_config.json, as older tools expect
     return out_dir
