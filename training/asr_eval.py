@@ -17,11 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from bridge.audio import CallAudio
-from bridge.audio.resampler import TARGET_RATE
-from bridge.cli.audio_files import read_audio_file
 from bridge.engine.asr import AsrOptions, ShortContextWhisper
-from bridge.errors import AudioFileError
 from training.manifests import AsrManifest
 
 _DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
@@ -52,17 +48,7 @@ class ClipText:
 
 
 def load(manifest: AsrManifest, clip_s: float) -> list[ClipText]:
-    clips = []
-    for row in manifest.rows:
-        try:
-            fmt, data = read_audio_file(row.path)
-        except AudioFileError as exc:
-            manifest.bad.append(({"path": str(row.path), "transcription": row.text}, str(exc)))
-            continue
-        audio = CallAudio(fmt)
-        pcm = np.concatenate([audio.push(data), audio.flush()])[: int(clip_s * TARGET_RATE)]
-        clips.append(ClipText(pcm.astype(np.float32), row.text))
-    return clips
+    return [ClipText(pcm, row.text) for row, pcm in manifest.clips(clip_s)]
 
 
 def score(

@@ -32,28 +32,15 @@ from transformers import (
     WhisperTokenizerFast,
 )
 
-from bridge.audio import CallAudio
 from bridge.audio.resampler import TARGET_RATE
-from bridge.cli.audio_files import read_audio_file
 from bridge.engine.asr import WHISPER_INPUT_S
-from bridge.errors import AudioFileError
+from training.ct2_export import COPIED_FILES
 from training.manifests import AsrManifest
 
 log = logging.getLogger(__name__)
 
 FRAMES_PER_S = 100  # Whisper's log-mel hop is 10 ms
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
-PROCESSOR_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "preprocessor_config.json",
-    "processor_config.json",
-    "special_tokens_map.json",
-    "added_tokens.json",
-    "vocab.json",
-    "merges.txt",
-    "normalizer.json",
-)
 
 
 @dataclass(frozen=True)
@@ -87,14 +74,7 @@ def load_clips(manifest: AsrManifest, clip_s: float, n_mels: int) -> list[Clip]:
     n = int(clip_s * TARGET_RATE)
     frames = int(clip_s * FRAMES_PER_S)
     clips = []
-    for row in manifest.rows:
-        try:
-            fmt, data = read_audio_file(row.path)
-        except AudioFileError as exc:
-            manifest.bad.append(({"path": str(row.path), "transcription": row.text}, str(exc)))
-            continue
-        audio = CallAudio(fmt)
-        pcm = np.concatenate([audio.push(data), audio.flush()])[:n]
+    for row, pcm in manifest.clips(clip_s):
         clip = np.zeros(n, np.float32)
         clip[: len(pcm)] = pcm
         padded = np.zeros(WHISPER_INPUT_S * TARGET_RATE, np.float32)
@@ -200,7 +180,7 @@ def finetune(
             model = trained.merge_and_unload()
     shutil.rmtree(out_dir / ".trainer", ignore_errors=True)
     model.save_pretrained(str(out_dir))
-    for name in PROCESSOR_FILES:
+    for name in COPIED_FILES:  # the tokenizer and preprocessor, for the export
         if (checkpoint / name).is_file():
             shutil.copy(checkpoint / name, out_dir / name)
     losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]

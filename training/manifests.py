@@ -14,6 +14,9 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
+
 LABELS = ("human", "machine")
 SPLITS = ("train", "test")
 
@@ -108,6 +111,26 @@ class AsrManifest:
     bad: list[tuple[dict[str, str], str]]
 
     write_bad_rows = ManifestReport.write_bad_rows
+
+    def clips(self, seconds: float) -> list[tuple[TranscribedRow, npt.NDArray[np.float32]]]:
+        """Each row's audio as 16 kHz float, cut at ``seconds``; an unreadable file
+        becomes a bad row with its reason."""
+        from bridge.audio import CallAudio
+        from bridge.audio.resampler import TARGET_RATE
+        from bridge.cli.audio_files import read_audio_file
+        from bridge.errors import AudioFileError
+
+        out = []
+        for row in self.rows:
+            try:
+                fmt, data = read_audio_file(row.path)
+            except AudioFileError as exc:
+                self.bad.append(({"path": str(row.path), "transcription": row.text}, str(exc)))
+                continue
+            audio = CallAudio(fmt)
+            pcm = np.concatenate([audio.push(data), audio.flush()])[: int(seconds * TARGET_RATE)]
+            out.append((row, pcm.astype(np.float32)))
+        return out
 
 
 def read_asr_manifest(path: Path) -> AsrManifest:
