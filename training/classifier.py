@@ -22,15 +22,13 @@ from scipy import sparse
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupShuffleSplit
 
-from bridge.audio import CallAudio
-from bridge.cli.audio_files import read_audio_file
 from bridge.engine.classifier import AmdClassifier, ClassifierModel
 from bridge.engine.detector import Transcriber
 from bridge.engine.textfeatures import AnalyzerConfig, TfidfFeaturizer, fit_vocabulary
 from bridge.errors import AudioFileError
 from bridge.session.call import DecisionPolicy
 from bridge.session.decision import TimingFeatures
-from training.manifests import LabelledRow, ManifestReport
+from training.manifests import LabelledRow, ManifestReport, read_16k
 
 log = logging.getLogger(__name__)
 HUMAN = 1
@@ -86,12 +84,10 @@ def examples_from_manifest(
     for n, row in enumerate(audio_rows, start=1):
         assert row.path is not None
         try:
-            fmt, data = read_audio_file(row.path)
+            full = read_16k(row.path)
         except AudioFileError as exc:
             report.bad.append(({"path": str(row.path), "label": row.label}, str(exc)))
             continue
-        audio = CallAudio(fmt)
-        full = np.concatenate([audio.push(data), audio.flush()])
         for window in windows:
             pending.append((row, window, full[: int(window * 16000)]))
         if len(pending) >= batch:

@@ -148,29 +148,28 @@ def hf_state_dict(model: Ct2Whisper) -> dict[str, npt.NDArray[np.float32]]:
         linear(f"{enc}.{conv}", f"encoder/{conv}")
     out[f"{enc}.embed_positions.weight"] = _weight(v, "encoder/position_encodings/encodings")
     norm(f"{enc}.layer_norm", "encoder/layer_norm")
-    for i in range(_layer_count(v, "encoder")):
-        hf, ct2 = f"{enc}.layers.{i}", f"encoder/layer_{i}"
+
+    def block(hf: str, ct2: str) -> None:
+        """Self-attention and feed-forward, which encoder and decoder layers share."""
         norm(f"{hf}.self_attn_layer_norm", f"{ct2}/self_attention/layer_norm")
         fused(f"{hf}.self_attn", f"{ct2}/self_attention/linear_0", ("q_proj", "k_proj", "v_proj"))
         linear(f"{hf}.self_attn.out_proj", f"{ct2}/self_attention/linear_1")
         norm(f"{hf}.final_layer_norm", f"{ct2}/ffn/layer_norm")
         linear(f"{hf}.fc1", f"{ct2}/ffn/linear_0")
         linear(f"{hf}.fc2", f"{ct2}/ffn/linear_1")
+
+    for i in range(_layer_count(v, "encoder")):
+        block(f"{enc}.layers.{i}", f"encoder/layer_{i}")
     out[f"{dec}.embed_tokens.weight"] = _weight(v, "decoder/embeddings/weight")
     out[f"{dec}.embed_positions.weight"] = _weight(v, "decoder/position_encodings/encodings")
     norm(f"{dec}.layer_norm", "decoder/layer_norm")
     for i in range(_layer_count(v, "decoder")):
         hf, ct2 = f"{dec}.layers.{i}", f"decoder/layer_{i}"
-        norm(f"{hf}.self_attn_layer_norm", f"{ct2}/self_attention/layer_norm")
-        fused(f"{hf}.self_attn", f"{ct2}/self_attention/linear_0", ("q_proj", "k_proj", "v_proj"))
-        linear(f"{hf}.self_attn.out_proj", f"{ct2}/self_attention/linear_1")
+        block(hf, ct2)
         norm(f"{hf}.encoder_attn_layer_norm", f"{ct2}/attention/layer_norm")
         linear(f"{hf}.encoder_attn.q_proj", f"{ct2}/attention/linear_0")
         fused(f"{hf}.encoder_attn", f"{ct2}/attention/linear_1", ("k_proj", "v_proj"))
         linear(f"{hf}.encoder_attn.out_proj", f"{ct2}/attention/linear_2")
-        norm(f"{hf}.final_layer_norm", f"{ct2}/ffn/layer_norm")
-        linear(f"{hf}.fc1", f"{ct2}/ffn/linear_0")
-        linear(f"{hf}.fc2", f"{ct2}/ffn/linear_1")
     out["proj_out.weight"] = _weight(v, "decoder/projection/weight")
     if out[f"{enc}.conv1.weight"].shape[0] != d_model:
         raise Ct2FormatError("encoder width does not match its first convolution")

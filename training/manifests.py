@@ -50,34 +50,48 @@ class ManifestError(ValueError):
     """The manifest as a whole is unusable (missing file or columns)."""
 
 
-def read_classification_manifest(path: Path) -> ManifestReport:
+def _read_csv(path: Path) -> tuple[set[str], list[dict[str, str]]]:
+    """The CSV's columns and its rows, every value stripped (a BOM is allowed)."""
     try:
         fh = path.open(newline="", encoding="utf-8-sig")
     except OSError as exc:
         raise ManifestError(f"cannot open manifest {path}: {exc}") from exc
     with fh:
         reader = csv.DictReader(fh)
-        columns = set(reader.fieldnames or ())
-        if "label" not in columns or not ({"text", "path"} & columns):
-            raise ManifestError(
-                f"{path}: needs a 'label' column and a 'text' or 'path' column, "
-                f"has {sorted(columns)}"
-            )
-        report = ManifestReport([], [])
-        for n, row in enumerate(reader, start=2):
-            row = {k: (v or "").strip() for k, v in row.items() if k is not None}
-            reason = _check(row, path.parent)
-            if reason:
-                report.bad.append((row, reason))
-                continue
-            label = row["label"].lower()
-            group = row.get("template") or row.get("group") or f"row{n}"
-            split = row.get("split") or None
-            if row.get("path"):
-                where = _resolve(row["path"], path.parent)
-                report.rows.append(LabelledRow(label, group, row.get("text"), where, split))
-            else:
-                report.rows.append(LabelledRow(label, group, row["text"], None, split))
+        rows = [{k: (v or "").strip() for k, v in row.items() if k is not None} for row in reader]
+        return set(reader.fieldnames or ()), rows
+
+
+def read_16k(path: Path) -> npt.NDArray[np.float32]:
+    """A recording as the engine hears it: 16 kHz mono float (raises AudioFileError)."""
+    from bridge.audio import CallAudio
+    from bridge.cli.audio_files import read_audio_file
+
+    fmt, data = read_audio_file(path)
+    audio = CallAudio(fmt)
+    return np.concatenate([audio.push(data), audio.flush()]).astype(np.float32)
+
+
+def read_classification_manifest(path: Path) -> ManifestReport:
+    columns, rows = _read_csv(path)
+    if "label" not in columns or not ({"text", "path"} & columns):
+        raise ManifestError(
+            f"{path}: needs a 'label' column and a 'text' or 'path' column, has {sorted(columns)}"
+        )
+    report = ManifestReport([], [])
+    for n, row in enumerate(rows, start=2):
+        reason = _check(row, path.parent)
+        if reason:
+            report.bad.append((row, reason))
+            continue
+        label = row["label"].lower()
+        group = row.get("template") or row.get("group") or f"row{n}"
+        split = row.get("split") or None
+        if row.get("path"):
+            where = _resolve(row["path"], path.parent)
+            report.rows.append(LabelledRow(label, group, row.get("text"), where, split))
+        else:
+            report.rows.append(LabelledRow(label, group, row["text"], None, split))
     return report
 
 
@@ -115,55 +129,43 @@ class AsrManifest:
     def clips(self, seconds: float) -> list[tuple[TranscribedRow, npt.NDArray[np.float32]]]:
         """Each row's audio as 16 kHz float, cut at ``seconds``; an unreadable file
         becomes a bad row with its reason."""
-        from bridge.audio import CallAudio
         from bridge.audio.resampler import TARGET_RATE
-        from bridge.cli.audio_files import read_audio_file
         from bridge.errors import AudioFileError
 
         out = []
         for row in self.rows:
             try:
-                fmt, data = read_audio_file(row.path)
+                pcm = read_16k(row.path)
             except AudioFileError as exc:
                 self.bad.append(({"path": str(row.path), "transcription": row.text}, str(exc)))
                 continue
-            audio = CallAudio(fmt)
-            pcm = np.concatenate([audio.push(data), audio.flush()])[: int(seconds * TARGET_RATE)]
-            out.append((row, pcm.astype(np.float32)))
+            out.append((row, pcm[: int(seconds * TARGET_RATE)]))
         return out
 
 
 def read_asr_manifest(path: Path) -> AsrManifest:
     """``path`` plus ``transcription`` (or ``text``); an optional ``split`` column."""
-    try:
-        fh = path.open(newline="", encoding="utf-8-sig")
-    except OSError as exc:
-        raise ManifestError(f"cannot open manifest {path}: {exc}") from exc
-    with fh:
-        reader = csv.DictReader(fh)
-        columns = set(reader.fieldnames or ())
-        text_column = next((c for c in ("transcription", "text") if c in columns), None)
-        if "path" not in columns or text_column is None:
-            raise ManifestError(
-                f"{path}: needs 'path' and 'transcription' (or 'text') columns, "
-                f"has {sorted(columns)}"
+    columns, rows = _read_csv(path)
+    text_column = next((c for c in ("transcription", "text") if c in columns), None)
+    if "path" not in columns or text_column is None:
+        raise ManifestError(
+            f"{path}: needs 'path' and 'transcription' (or 'text') columns, has {sorted(columns)}"
+        )
+    report = AsrManifest([], [])
+    for row in rows:
+        reason = _check_file(row.get("path", ""), path.parent)
+        if reason is None and not row[text_column]:
+            reason = "empty transcription"
+        if reason is None and row.get("split", "") not in ("", *SPLITS):
+            reason = f"split {row['split']!r} is not train or test"
+        if reason:
+            report.bad.append((row, reason))
+            continue
+        report.rows.append(
+            TranscribedRow(
+                _resolve(row["path"], path.parent), row[text_column], row.get("split") or None
             )
-        report = AsrManifest([], [])
-        for row in reader:
-            row = {k: (v or "").strip() for k, v in row.items() if k is not None}
-            reason = _check_file(row.get("path", ""), path.parent)
-            if reason is None and not row[text_column]:
-                reason = "empty transcription"
-            if reason is None and row.get("split", "") not in ("", *SPLITS):
-                reason = f"split {row['split']!r} is not train or test"
-            if reason:
-                report.bad.append((row, reason))
-                continue
-            report.rows.append(
-                TranscribedRow(
-                    _resolve(row["path"], path.parent), row[text_column], row.get("split") or None
-                )
-            )
+        )
     return report
 
 
