@@ -11,6 +11,7 @@ which is how the tests run it.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import Iterable
 from typing import Any
@@ -57,19 +58,29 @@ def evaluate_on_ray(
     address: str | None = None,
 ) -> None:
     """Decide every input not yet in ``out`` on Ray; rows are written as they stream back."""
+    # Our own progress bar and log lines say how it goes: keep Ray's quiet unless asked.
+    os.environ.setdefault("RAY_DATA_LOG_LEVEL", "ERROR")
     import ray
 
     todo = [{"file": f} for f in inputs if f not in out.done]
     if not todo:
         return
     environ = {k: v for k, v in os.environ.items() if k.startswith("AMD_")}
-    ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    ray.init(
+        address=address,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level=logging.ERROR,
+    )
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False
+    context.print_on_execution_start = False
     try:
         dataset = ray.data.from_items(todo).map_batches(
             FileDecider,
             fn_constructor_kwargs={"environ": environ},
             batch_size=batch_size,
-            concurrency=actors,
+            compute=ray.data.ActorPoolStrategy(size=actors),
             batch_format="numpy",
         )
         for row in dataset.iter_rows():
