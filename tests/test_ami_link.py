@@ -11,39 +11,26 @@ import pytest
 
 from bridge.pbx.ami import AmiConfig, AmiLink
 from bridge.session import Cause, Decision, MessageEnd, MessageEndKind, Status
+from tests.loopback import LoopbackServer
 
 CHANNEL = "PJSIP/trunk-00000042"
 CALL = "4f6c2c1e-5a4b-4c1e-9d6e-0a1b2c3d4e5f"
 
 
-class FakeAsterisk:
+class FakeAsterisk(LoopbackServer):
     def __init__(self) -> None:
+        super().__init__()
         self.actions: list[dict[str, str]] = []
         self.logins = 0
         self.answer = True
         self.heal_at_login: int | None = None  # answer again from this login on
-        self.writers: list[asyncio.StreamWriter] = []
-        self.server: asyncio.Server | None = None
-        self.port = 0
-
-    async def start(self, port: int = 0) -> None:
-        self.server = await asyncio.start_server(self._session, "127.0.0.1", port)
-        self.port = self.server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        assert self.server is not None
-        self.server.close()
-        for w in self.writers:
-            w.close()
-        await self.server.wait_closed()
 
     def event(self, **headers: str) -> None:
         packet = "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
         for w in self.writers:
             w.write(packet.encode())
 
-    async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.writers.append(writer)
+    async def connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(b"Asterisk Call Manager/11.0.0\r\n")
         with contextlib.suppress(asyncio.CancelledError, ConnectionError):  # the test is over
             await self._converse(reader, writer)

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 from tests.freeswitch.fork_client import ForkResult, fork_call, interleave
 from tests.freeswitch.switch_strings import separate_string
+from tests.loopback import LoopbackServer
 
 DISCONNECT_TEXT = "Disconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n"
 
@@ -47,8 +48,9 @@ class Packet:
     body: bytes
 
 
-class FakeFreeSwitch:
+class FakeFreeSwitch(LoopbackServer):
     def __init__(self, password: str = "s3cret-esl") -> None:
+        super().__init__()
         self.password = password
         self.channels: dict[str, Channel] = {}
         self.commands: list[str] = []  # every command line, in order
@@ -62,25 +64,14 @@ class FakeFreeSwitch:
         self.callee_audio: Callable[[Channel, int], bytes] | None = None
         self.forks: dict[str, ForkResult] = {}
         self.background: set[asyncio.Task[None]] = set()
-        self.server: asyncio.Server | None = None
-        self.writers: list[asyncio.StreamWriter] = []
-        self.port = 0
 
     def add_channel(self, channel_uuid: str | None = None) -> Channel:
         channel = Channel(channel_uuid or str(uuidlib.uuid4()))
         self.channels[channel.uuid] = channel
         return channel
 
-    async def start(self, port: int = 0) -> None:
-        self.server = await asyncio.start_server(self._listener, "127.0.0.1", port)
-        self.port = self.server.sockets[0].getsockname()[1]
-
     async def stop(self) -> None:
-        assert self.server is not None
-        self.server.close()
-        for w in self.writers:
-            w.close()
-        await self.server.wait_closed()
+        await super().stop()
         for task in self.background:
             task.cancel()
 
@@ -90,8 +81,7 @@ class FakeFreeSwitch:
 
     # --- listener_run --------------------------------------------------------
 
-    async def _listener(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.writers.append(writer)
+    async def connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         # CancelledError: the test ended with the connection open
         with contextlib.suppress(
             ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError
