@@ -10,6 +10,7 @@ import signal
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
+from typing import TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -178,21 +179,13 @@ async def running_service(settings: Settings, detector: Detector) -> AsyncIterat
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(engine.aclose)
         ami: AmiLink | None = None
-        ami_publish: Publish | None = None
-        if (ami_config := settings.ami) is not None:
-            ami = AmiLink(ami_config)
-            await ami.start()
-            stack.push_async_callback(ami.aclose)
-            ami_publish = ami.publish
-            metrics.watch_outcomes("ami", ami.outcomes)
         esl: EslLink | None = None
-        esl_publish: Publish | None = None
+        if (ami_config := settings.ami) is not None:
+            ami = await _start_link(AmiLink(ami_config), "ami", stack, metrics)
         if (esl_config := settings.esl) is not None:
-            esl = EslLink(esl_config)
-            await esl.start()
-            stack.push_async_callback(esl.aclose)
-            esl_publish = esl.publish
-            metrics.watch_outcomes("esl", esl.outcomes)
+            esl = await _start_link(EslLink(esl_config), "esl", stack, metrics)
+        ami_publish: Publish | None = ami.publish if ami is not None else None
+        esl_publish: Publish | None = esl.publish if esl is not None else None
         timeout = settings.analysis_timeout_s
         message_end = settings.message_end == "on"
         fork_handler = AudioForkHandler(
@@ -243,6 +236,19 @@ async def running_service(settings: Settings, detector: Detector) -> AsyncIterat
         )
         http_routes.not_ready = service.not_ready
         yield service
+
+
+_Link = TypeVar("_Link", AmiLink, EslLink)
+
+
+async def _start_link(
+    link: _Link, name: str, stack: contextlib.AsyncExitStack, metrics: Metrics
+) -> _Link:
+    """Connect a PBX link, close it with the service, and export its outcomes."""
+    await link.start()
+    stack.push_async_callback(link.aclose)
+    metrics.watch_outcomes(name, link.outcomes)
+    return link
 
 
 async def _close_server(server: Server | asyncio.Server) -> None:
