@@ -44,8 +44,9 @@ class ExportError(ModelError):
 
 def export_ct2(
     checkpoint: Path, out_dir: Path, quantization: str = "int8", force: bool = False
-) -> Path:
-    """Convert ``checkpoint``; refuse to replace ``out_dir`` unless ``force``."""
+) -> AsrOutput:
+    """Convert ``checkpoint`` into ``out_dir``, refusing to replace it unless ``force``;
+    returns what the export decoded when it was loaded back (``check_decodes``)."""
     from ctranslate2.converters import TransformersConverter
 
     if quantization not in QUANTIZATIONS:
@@ -77,7 +78,7 @@ def export_ct2(
     finally:
         if staging.exists():
             shutil.rmtree(staging)
-    return out_dir
+    return probe
 
 
 def check_decodes(model_dir: Path, clip: np.ndarray | None = None) -> AsrOutput:

@@ -94,11 +94,13 @@ def _finetune(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from training.ct2_export import check_decodes, export_ct2
+    from training.ct2_export import export_ct2
 
-    out = export_ct2(args.checkpoint, args.out, args.quantization, args.force)
-    heard = check_decodes(out)
-    print(f"exported {args.checkpoint} to {out} ({args.quantization}); it decodes: {heard.text!r}")
+    heard = export_ct2(args.checkpoint, args.out, args.quantization, args.force)
+    print(
+        f"exported {args.checkpoint} to {args.out} ({args.quantization}); "
+        f"it decodes: {heard.text!r}"
+    )
     return 0
 
 
