@@ -36,12 +36,13 @@ from bridge.engine.asr import AsrOptions
 from bridge.engine.detector import Transcriber
 from bridge.engine.models import resolve_whisper_model
 from bridge.engine.vad import WINDOW_S, SpeechTimer, timing_from_probabilities
+from training.asr_eval import normalize
 from training.classifier import Example, examples_from_manifest, fit
 from training.manifests import LabelledRow, read_16k, read_classification_manifest
 from training.texts import COMPANIES, DAYS, NAMES, SURNAMES, Template, load_templates
 
 VAD_THRESHOLD = 0.5
-_WORD = re.compile(r"[a-z0-9']+")
+_SLOT_IN = re.compile(r"\{\w+\}")
 _SLOT = re.compile(r"^\{(\w+)\}$")
 # How many words each slot's values take (training/texts.py fills them).
 SLOT_WORDS = {
@@ -55,16 +56,17 @@ SLOT_WORDS = {
     for slot in slots
 }
 SLOT_WORDS["number"] = range(10, 11)  # ten digits, spoken one by one
-SLOT_WORDS["minutes"] = range(1, 2)
+SLOT_WORDS["minutes"] = range(1, 3)  # 2 to 25, a word per digit
 
 
 def words(text: str) -> list[str]:
-    """Lower-case words, punctuation and template pauses (``|``) dropped; slots kept."""
-    out = []
-    for token in text.lower().replace("|", " ").split():
-        slot = re.search(r"\{\w+\}", token)
-        out.append(slot.group(0) if slot else "".join(_WORD.findall(token)))
-    return [w for w in out if w]
+    """The words as ``amd-train asr-eval`` compares them (lower case, no punctuation,
+    digits spelled out), template pauses (``|``) dropped and slots kept whole."""
+    out: list[str] = []
+    for token in text.replace("|", " ").split():
+        slot = _SLOT_IN.search(token)
+        out.extend([slot.group(0)] if slot else normalize(token))
+    return out
 
 
 def words_heard(text: str, speech: np.ndarray, window_s: float) -> str:
