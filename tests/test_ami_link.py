@@ -24,6 +24,10 @@ class FakeAsterisk(LoopbackServer):
         self.logins = 0
         self.answer = True
         self.heal_at_login: int | None = None  # answer again from this login on
+        # Each channel's variables after each Setvar: all that a Getvar poller could see
+        # (manager.c runs one connection's actions in order).
+        self.variables: dict[str, dict[str, str]] = {}
+        self.variable_states: list[dict[str, str]] = []
 
     def event(self, **headers: str) -> None:
         packet = "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
@@ -45,6 +49,10 @@ class FakeAsterisk(LoopbackServer):
                 continue
             self.actions.append(packet)
             action = packet.get("Action", "").lower()
+            if action == "setvar" and self.answer:
+                variables = self.variables.setdefault(packet.get("Channel", ""), {})
+                variables[packet.get("Variable", "")] = packet.get("Value", "")
+                self.variable_states.append(dict(variables))
             if action == "login":
                 self.logins += 1
                 if self.heal_at_login is not None and self.logins >= self.heal_at_login:
@@ -190,7 +198,7 @@ def test_a_call_that_asks_for_the_greetings_end_gets_it_on_the_same_channel():
     setvars = [
         (a["Variable"], a["Value"], a["Channel"]) for a in actions if a.get("Action") == "Setvar"
     ]
-    assert setvars[-2:] == [("AMDMESSAGEEND", "BEEP", CHANNEL), ("AMDBEEPMS", "9992", CHANNEL)]
+    assert setvars[-2:] == [("AMDBEEPMS", "9992", CHANNEL), ("AMDMESSAGEEND", "BEEP", CHANNEL)]
     event = [a for a in actions if a.get("Action") == "UserEvent"][-1]
     assert (event["UserEvent"], event["AmdId"], event["MessageEnd"], event["BeepMs"]) == (
         "AMDMessageEnd",
@@ -211,3 +219,26 @@ def test_a_greetings_end_for_a_call_whose_decision_never_reached_a_channel_is_co
 
     ok, outcomes = run(scenario)
     assert not ok and outcomes["channel_unknown"] == 1
+
+
+def test_a_poller_that_sees_the_status_or_the_message_end_finds_the_rest_set():
+    """A campaign polling Getvar waits for AMDSTATUS (then AMDMESSAGEEND): each is
+    set last, so whenever it is there the variables that go with it are too."""
+
+    async def scenario(peer):
+        link = AmiLink(config(peer.port))
+        await link.start()
+        peer.event(Event="UserEvent", Channel=CHANNEL, UserEvent="AMDStart", AmdId=CALL)
+        await asyncio.sleep(0.05)
+        await link.publish(CALL, decision())
+        await link.publish(CALL, MessageEnd(MessageEndKind.BEEP, 10.06, 9.992))
+        await link.aclose()
+        return peer.variable_states
+
+    states = run(scenario)
+    assert len(states) == 6
+    for seen in states:
+        if "AMDSTATUS" in seen:
+            assert {"AMDCAUSE", "AMDCONFIDENCE", "AMDTRANSCRIPT"} <= seen.keys(), seen
+        if "AMDMESSAGEEND" in seen:
+            assert seen["AMDBEEPMS"] == "9992", seen

@@ -13,7 +13,7 @@ import pytest
 from bridge.errors import ConfigError
 from bridge.pbx.esl import EslConfig, EslLink
 from bridge.protocols.channel_vars import sanitize
-from bridge.session import Cause, Decision, Status
+from bridge.session import Cause, Decision, MessageEnd, MessageEndKind, Status
 from tests.freeswitch.esl_server import FakeFreeSwitch
 
 PASSWORD = "s3cret-esl"
@@ -60,10 +60,10 @@ def test_a_result_sets_four_variables_then_fires_the_event():
     assert channel.variables["AMDTRANSCRIPT"] == "Please leave a message after the tone."
     assert commands[0] == f"auth {PASSWORD}"
     assert [c.split(" ")[3] for c in commands[1:5]] == [
-        "AMDSTATUS",
         "AMDCAUSE",
         "AMDCONFIDENCE",
         "AMDTRANSCRIPT",
+        "AMDSTATUS",
     ]
     (event,) = events
     headers = dict(event.headers)
@@ -142,6 +142,22 @@ def test_a_lost_connection_comes_back_and_results_go_through_again():
     assert ok and logins == 2 and outcomes["disconnects"] == 1
 
 
+def test_freeswitch_saying_goodbye_is_logged_and_counted_as_a_lost_connection(caplog):
+    """``reload mod_event_socket`` or a FreeSWITCH restart: the disconnect notice,
+    then the close. The loss is a warning and a ``disconnects`` outcome."""
+
+    async def scenario(fake, link):
+        fake.say_goodbye()
+        assert await wait_for(lambda: not link.up, 2)
+        assert await wait_for(lambda: link.up and fake.logins == 2, 5)
+        return link.outcomes
+
+    with caplog.at_level("WARNING", logger="bridge.pbx.esl"):
+        outcomes = run(scenario)
+    assert outcomes["disconnects"] == 1 and outcomes["connect_failures"] == 0
+    assert "connection lost" in caplog.text
+
+
 def test_a_silent_link_times_out_drops_and_reconnects():
     async def scenario(fake, link):
         channel = fake.add_channel()
@@ -159,3 +175,22 @@ def test_a_silent_link_times_out_drops_and_reconnects():
 
 def test_the_password_never_shows_in_the_config_repr():
     assert PASSWORD not in repr(EslConfig("127.0.0.1", 8021, PASSWORD))
+
+
+def test_a_poller_that_sees_the_status_or_the_message_end_finds_the_rest_set():
+    """A campaign polling uuid_getvar waits for AMDSTATUS (then AMDMESSAGEEND): each
+    is set last, so whenever it is there the variables that go with it are too."""
+
+    async def scenario(fake, link):
+        channel = fake.add_channel()
+        await link.publish(channel.uuid, decision())
+        await link.publish(channel.uuid, MessageEnd(MessageEndKind.BEEP, 10.06, 9.992))
+        return fake.variable_states
+
+    states = run(scenario)
+    assert len(states) == 6
+    for _, seen in states:
+        if "AMDSTATUS" in seen:
+            assert {"AMDCAUSE", "AMDCONFIDENCE", "AMDTRANSCRIPT"} <= seen.keys(), seen
+        if "AMDMESSAGEEND" in seen:
+            assert seen["AMDBEEPMS"] == "9992", seen

@@ -212,10 +212,12 @@ class EslLink:
         try:
             while True:
                 self._on_message(await inbox.next())
-        finally:
-            if self._up.is_set() and not self._closing:
+        except (OSError, esl.EslError) as exc:
+            # It was up until here, whoever cleared the flag since (FreeSWITCH's
+            # disconnect notice drops the link first): a loss, not a failed connect.
+            if not self._closing:
                 self.outcomes["disconnects"] += 1
-                log.warning("FreeSWITCH event socket connection lost; reconnecting")
+                log.warning("FreeSWITCH event socket connection lost (%s); reconnecting", exc)
 
     async def _authenticate(self, inbox: _Inbox, writer: asyncio.StreamWriter) -> None:
         greeting = await inbox.next()

@@ -25,12 +25,16 @@ def sanitize(value: str, limit: int = MAX_VALUE_CHARS) -> str:
 
 
 def channel_variables(decision: Decision) -> dict[str, str]:
-    """``AMDSTATUS``, ``AMDCAUSE``, ``AMDCONFIDENCE`` (0-1, two decimals, empty when the
-    engine gave none) and ``AMDTRANSCRIPT``, in the order a dialplan should see them."""
+    """``AMDCAUSE``, ``AMDCONFIDENCE`` (0-1, two decimals, empty when the engine gave
+    none), ``AMDTRANSCRIPT`` and ``AMDSTATUS``, in the order they are to be set.
+
+    ``AMDSTATUS`` comes last: each variable is set by a command of its own, so a
+    campaign that polls for ``AMDSTATUS`` finds the others already set once it is.
+    """
     confidence = decision.confidence
     return {
-        "AMDSTATUS": decision.status.value,
         "AMDCAUSE": decision.amd_cause,
         "AMDCONFIDENCE": "" if confidence is None else f"{confidence:.2f}",
         "AMDTRANSCRIPT": sanitize(decision.transcript),
+        "AMDSTATUS": decision.status.value,
     }

@@ -49,9 +49,11 @@ class MessageEnd:
     beep_end_s: float | None = None  # BEEP: audio time the beep ended
 
     def variables(self) -> dict[str, str]:
-        """``AMDMESSAGEEND`` and ``AMDBEEPMS`` (the beep's end in ms, empty without one)."""
+        """``AMDBEEPMS`` (the beep's end in ms, empty without one), then ``AMDMESSAGEEND``,
+        in the order they are to be set: a poller that waits for ``AMDMESSAGEEND``
+        finds ``AMDBEEPMS`` already set."""
         beep_ms = "" if self.beep_end_s is None else str(round(self.beep_end_s * 1000))
-        return {"AMDMESSAGEEND": self.kind.value, "AMDBEEPMS": beep_ms}
+        return {"AMDBEEPMS": beep_ms, "AMDMESSAGEEND": self.kind.value}
 
     def summary(self) -> dict[str, object]:
         return {

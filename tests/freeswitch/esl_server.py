@@ -56,6 +56,8 @@ class FakeFreeSwitch(LoopbackServer):
         self.commands: list[str] = []  # every command line, in order
         self.events: list[Packet] = []  # what sendevent fired
         self.api_log: list[tuple[str, str]] = []  # (command line, output)
+        # A channel's variables after each uuid_setvar: all that any poller could see.
+        self.variable_states: list[tuple[str, dict[str, str]]] = []
         self.silent = False  # read commands but never answer (a half-open link)
         self.refuse_peer = False  # the listener's ACL says no
         self.logins = 0
@@ -77,6 +79,13 @@ class FakeFreeSwitch(LoopbackServer):
 
     def drop_connections(self) -> None:
         for w in self.writers:
+            w.close()
+
+    def say_goodbye(self) -> None:
+        """What listeners get when mod_event_socket is reloaded or FreeSWITCH stops:
+        the disconnect notice, then the close."""
+        for w in self.writers:
+            w.write(disconnect_notice())
             w.close()
 
     # --- listener_run --------------------------------------------------------
@@ -129,11 +138,7 @@ class FakeFreeSwitch(LoopbackServer):
                     self._reply(writer, f"+OK {uuidlib.uuid4()}")
                 else:
                     self._reply(writer, "-ERR command not found")
-            message = DISCONNECT_TEXT.encode()
-            writer.write(
-                f"Content-Type: text/disconnect-notice\nContent-Length: {len(message)}\n\n".encode()
-                + message
-            )
+            writer.write(disconnect_notice())
         writer.close()
 
     @staticmethod
@@ -167,6 +172,7 @@ class FakeFreeSwitch(LoopbackServer):
             channel.variables[argv[1]] = argv[2]
         else:
             channel.variables.pop(argv[1], None)
+        self.variable_states.append((channel.uuid, dict(channel.variables)))
         return "+OK\n"
 
     async def _uuid_getvar(self, arg: str) -> str:
@@ -247,6 +253,11 @@ class FakeFreeSwitch(LoopbackServer):
         self, channel: Channel, url: str, metadata: str | None, pcm: bytes, rate: int, ch: int
     ) -> None:
         self.forks[channel.uuid] = await fork_call(url, metadata, pcm, rate, ch)
+
+
+def disconnect_notice() -> bytes:
+    message = DISCONNECT_TEXT.encode()
+    return f"Content-Type: text/disconnect-notice\nContent-Length: {len(message)}\n\n".encode() + message
 
 
 async def read_packet(reader: asyncio.StreamReader) -> Packet:
