@@ -16,7 +16,7 @@ import pytest
 from bridge.server import running_service
 from tests.freeswitch.esl_server import FakeFreeSwitch
 from tests.test_engine_real import HUMAN_OPENER, MACHINE_GREETING
-from tests.test_freeswitch_fork import PASSWORD, audio, settings_for
+from tests.test_freeswitch_fork import PASSWORD, audio, free_port, settings_for
 
 pytestmark = pytest.mark.slow
 SCRIPT = Path(__file__).parents[1] / "freeswitch_conf" / "scripts" / "amd_campaign.py"
@@ -120,3 +120,54 @@ def test_a_voicemail_drop_transfers_the_machine_after_its_beep(
         if c in ("uuid_setvar AMDSTATUS", "uuid_setvar AMDMESSAGEEND", "uuid_transfer")
     ]
     assert order == ["uuid_setvar AMDSTATUS", "uuid_setvar AMDMESSAGEEND", "uuid_transfer"]
+
+
+def run_campaign(campaign, bridge_url: str, numbers: list[str], service_detector=None):
+    """The campaign against the fake FreeSWITCH, with the bridge running when a
+    detector is given; returns the exit code, the channels and the commands."""
+
+    async def main():
+        fake = FakeFreeSwitch(PASSWORD)
+        fake.callee_audio = lambda channel, rate: bytes(rate * 2 * 3)
+        await fake.start()
+        argv = ["--port", str(fake.port), "--password", PASSWORD, *numbers]
+        try:
+            if service_detector is None:
+                code = await asyncio.to_thread(campaign.main, ["--bridge-url", bridge_url, *argv])
+            else:
+                async with running_service(settings_for(fake.port), service_detector) as service:
+                    url = bridge_url.format(port=service.http_port)
+                    code = await asyncio.to_thread(campaign.main, ["--bridge-url", url, *argv])
+            return code, fake.channels, fake.commands
+        finally:
+            await fake.stop()
+
+    return asyncio.run(main())
+
+
+def test_a_bridge_that_is_down_is_nofork_at_once_not_a_timeout(capsys):
+    """uuid_audio_fork answers +OK and connects in the background; the refused
+    connection comes as mod_audio_fork::connect_failed, which ends the wait."""
+    campaign = load_script()
+    url = f"ws://127.0.0.1:{free_port()}/ws/audio-fork"  # nothing listens there
+    code, channels, commands = run_campaign(campaign, url, ["+15550004"])
+    assert code == 0
+    (line,) = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert (line["amdstatus"], line["amdcause"]) == ("NOTSURE", "NOFORK")
+    assert line["waited_s"] < 2.0, "not the whole --amd-timeout (8 s)"
+    assert channels[line["uuid"]].transferred_to == "amd_human XML amd"
+    originate = next(c for c in commands if c.startswith("api originate"))
+    assert originate.endswith("&playback(silence_stream://-1)"), "silence, not park"
+
+
+def test_a_fork_the_bridge_closes_without_a_result_is_forkclosed(detector, capsys):
+    campaign = load_script()
+    url = "ws://127.0.0.1:{port}/ws/audio-fork?rate=12345"  # refused by the bridge
+    code, channels, _ = run_campaign(campaign, url, ["+15550005"], detector)
+    assert code == 0
+    out, err = capsys.readouterr()
+    (line,) = [json.loads(x) for x in out.splitlines()]
+    assert (line["amdstatus"], line["amdcause"]) == ("NOTSURE", "FORKCLOSED")
+    assert line["waited_s"] < 2.0
+    assert channels[line["uuid"]].transferred_to == "amd_human XML amd"
+    assert "rate=12345" in err, "the bridge's reason, from its mod_audio_fork::error event"

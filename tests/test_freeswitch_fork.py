@@ -297,3 +297,29 @@ def test_a_half_open_fork_is_decided_on_what_came_and_dropped(detector, speech_w
     assert response.startswith(b"HTTP/1.1 101")
     assert channel.variables["AMDSTATUS"] == "MACHINE"
     assert active == 0
+
+
+def test_metadata_written_with_spaces_is_refused_with_a_reason_that_says_so(detector):
+    """``uuid_audio_fork`` splits its arguments at spaces: JSON with spaces arrives in
+    pieces (the module takes the first piece as a bug name). The bridge's refusal
+    (a mod_audio_fork::error event, and the log) says what happened."""
+
+    async def scenario(service, fake, _port):
+        channel = fake.add_channel()
+        fake.callee_audio = lambda _channel, rate: bytes(rate * 2)
+        spaced = json.dumps({"uuid": channel.uuid, "rate": 16000})  # ", " and ": "
+        reply = await fake.api(
+            f"uuid_audio_fork {channel.uuid} start {url(service)} mono 16k {spaced}"
+        )
+        for _ in range(250):
+            if channel.uuid in fake.forks:
+                break
+            await asyncio.sleep(0.02)
+        return reply, fake.forks[channel.uuid], service.audio_fork_handler.outcomes
+
+    reply, fork, outcomes = run(detector, scenario)
+    assert reply == "+OK Success\n"
+    (error,) = [json.loads(body) for name, body in fork.events if name == "mod_audio_fork::error"]
+    assert "is not JSON" in error["error"]
+    assert "splits uuid_audio_fork's arguments at spaces" in error["error"]
+    assert fork.close_code == 1008 and outcomes["refused"] == 1

@@ -43,6 +43,13 @@ DEFAULT_RATE = 16000
 MIXES = ("mono", "mixed", "stereo")
 MAX_METADATA_BYTES = 8192  # the module's own MAX_METADATA_LEN
 _FIELDS = ("rate", "mix", "uuid", "message_end")
+# uuid_audio_fork splits its arguments at spaces (switch_separate_string), so JSON
+# with spaces reaches us in pieces: the first word or two as a "bugname", the rest
+# as the metadata.
+SPACES_HINT = (
+    "FreeSWITCH splits uuid_audio_fork's arguments at spaces: "
+    'write the metadata without any, as {"uuid":"<uuid>","rate":8000}'
+)
 
 
 @dataclass(frozen=True)
@@ -72,7 +79,12 @@ def params_from_path(path: str) -> ForkParams:
 def params_with_metadata(params: ForkParams, text: str) -> ForkParams:
     """Apply the metadata frame: a JSON object's ``rate``, ``mix`` and ``uuid``
     override the URL's. Other JSON (an array, say) carries none of them."""
-    metadata = load_bounded(text, MAX_METADATA_BYTES, "metadata")
+    metadata = load_bounded(
+        text,
+        MAX_METADATA_BYTES,
+        "metadata",
+        not_json=f"metadata {text[:48]!r} is not JSON ({SPACES_HINT})",
+    )
     if not isinstance(metadata, dict):
         return params
     values = {name: metadata[name] for name in _FIELDS if name in metadata}

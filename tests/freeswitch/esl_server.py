@@ -16,12 +16,17 @@ The API commands a campaign needs are emulated from ``mod_commands.c`` and
 ``mod_audio_fork.c`` (argument splitting from ``switch_utils.c``): uuid_setvar,
 uuid_getvar, uuid_transfer, uuid_kill, originate, uuid_audio_fork. Originating
 a call answers it at once and runs ``on_answer`` (a test hook) with its uuid.
+``uuid_audio_fork ... start`` answers ``+OK`` before connecting, as the module does;
+the fork's fate comes later as CUSTOM events (``mod_audio_fork::connect_failed``,
+``::json``, ``::error``, ``::disconnect``) to listeners that asked with
+``event json CUSTOM <subclass> ...``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import uuid as uuidlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -65,6 +70,8 @@ class FakeFreeSwitch(LoopbackServer):
         # the callee's audio, PCM16 at the rate a fork asks for: (channel, rate) -> bytes
         self.callee_audio: Callable[[Channel, int], bytes] | None = None
         self.forks: dict[str, ForkResult] = {}
+        # ``event json CUSTOM <subclass> ...`` subscriptions: connection -> subclasses
+        self.subscribers: dict[asyncio.StreamWriter, set[str]] = {}
         self.background: set[asyncio.Task[None]] = set()
 
     def add_channel(self, channel_uuid: str | None = None) -> Channel:
@@ -133,19 +140,53 @@ class FakeFreeSwitch(LoopbackServer):
                         f"Content-Type: api/response\nContent-Length: {len(body)}\n\n".encode()
                         + body
                     )
+                elif cmd.startswith("event "):
+                    self._reply(writer, self._subscribe(writer, cmd.split()[1:]))
                 elif cmd.startswith("sendevent"):
                     self.events.append(packet)
                     self._reply(writer, f"+OK {uuidlib.uuid4()}")
                 else:
                     self._reply(writer, "-ERR command not found")
             writer.write(disconnect_notice())
+        self.subscribers.pop(writer, None)
         writer.close()
+
+    def _subscribe(self, writer: asyncio.StreamWriter, words: list[str]) -> str:
+        """``event <format> CUSTOM <subclass> ...`` (only JSON and CUSTOM are emulated)."""
+        if not words or words[0] != "json":
+            return "-ERR only event json is emulated here"
+        if len(words) < 3 or words[1] != "CUSTOM":
+            return "-ERR only CUSTOM subclasses are emulated here"
+        self.subscribers.setdefault(writer, set()).update(words[2:])
+        return "+OK event listener enabled json"
+
+    def fire(self, channel: Channel, subclass: str, body: str = "") -> None:
+        """A channel's CUSTOM event, as mod_event_socket sends it to a listener that
+        asked for JSON: ``Content-Length`` and ``Content-Type: text/event-json``."""
+        event = {
+            "Event-Name": "CUSTOM",
+            "Event-Subclass": subclass,
+            "Unique-ID": channel.uuid,
+            "Channel-Call-UUID": channel.uuid,
+        }
+        if body:
+            event["_body"] = body
+        data = json.dumps(event).encode()
+        for writer, subclasses in self.subscribers.items():
+            if subclass in subclasses and not writer.is_closing():
+                head = f"Content-Length: {len(data)}\nContent-Type: text/event-json\n\n"
+                writer.write(head.encode() + data)
 
     @staticmethod
     def _reply(writer: asyncio.StreamWriter, text: str) -> None:
         writer.write(f"Content-Type: command/reply\nReply-Text: {text}\n\n".encode())
 
     # --- the API commands ------------------------------------------------------
+
+    async def api(self, line: str) -> str:
+        """Run an API command as ``fs_cli -x`` would (no event socket client needed)."""
+        api_cmd, _, arg = line.partition(" ")
+        return await self._api(api_cmd, arg)
 
     async def _api(self, api_cmd: str, arg: str) -> str:
         handlers = {
@@ -224,8 +265,9 @@ class FakeFreeSwitch(LoopbackServer):
         return f"+OK {channel.uuid}\n"
 
     async def _uuid_audio_fork(self, arg: str) -> str:
-        # mod_audio_fork.c: argv[6]; start needs <uuid> start <url> <mix> <rate> [metadata]
-        argv = separate_string(arg, 6)
+        # mod_audio_fork.c: argv[7]; <uuid> start <url> <mix> <rate> [bugname] [metadata],
+        # where a sixth word starting with { or [ is the metadata.
+        argv = separate_string(arg, 7)
         if len(argv) < 2 or (argv[1] == "start" and len(argv) < 4):
             return "-USAGE: <uuid> [start | stop ] [wss-url | path] [mono | mixed | stereo]\n"
         channel = self.channels.get(argv[0])
@@ -243,7 +285,11 @@ class FakeFreeSwitch(LoopbackServer):
         channels = 2 if mix == "stereo" else 1
         if channels == 2:  # the callee (read) on the left, silence written to it on the right
             pcm = interleave(pcm, bytes(len(pcm)))
-        metadata = argv[5] if len(argv) > 5 else None
+        metadata = None
+        if len(argv) > 6:
+            metadata = argv[6]  # argv[5] is taken as the bug's name
+        elif len(argv) > 5 and argv[5][:1] in ("{", "["):
+            metadata = argv[5]
         task = asyncio.create_task(self._fork(channel, argv[2], metadata, pcm, rate, channels))
         self.background.add(task)
         task.add_done_callback(self.background.discard)
@@ -252,12 +298,25 @@ class FakeFreeSwitch(LoopbackServer):
     async def _fork(
         self, channel: Channel, url: str, metadata: str | None, pcm: bytes, rate: int, ch: int
     ) -> None:
-        self.forks[channel.uuid] = await fork_call(url, metadata, pcm, rate, ch)
+        """mod_audio_fork connects in the background (the API already said +OK): a
+        failed connect is a ``connect_failed`` event, then the server's messages and
+        its close become events as ``lws_glue.cpp`` fires them."""
+        try:
+            result = await fork_call(url, metadata, pcm, rate, ch)
+        except OSError as exc:
+            self.fire(channel, "mod_audio_fork::connect_failed", json.dumps({"reason": str(exc)}))
+            return
+        self.forks[channel.uuid] = result
+        for subclass, body in result.events:
+            self.fire(channel, subclass, body)
 
 
 def disconnect_notice() -> bytes:
     message = DISCONNECT_TEXT.encode()
-    return f"Content-Type: text/disconnect-notice\nContent-Length: {len(message)}\n\n".encode() + message
+    return (
+        f"Content-Type: text/disconnect-notice\nContent-Length: {len(message)}\n\n".encode()
+        + message
+    )
 
 
 async def read_packet(reader: asyncio.StreamReader) -> Packet:

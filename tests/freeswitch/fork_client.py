@@ -72,7 +72,8 @@ async def fork_call(
     rng = random.Random(seed)
     async with connect(url, subprotocols=[SUBPROTOCOL], max_size=None) as ws:
         if metadata:
-            await ws.send(metadata)
+            with contextlib.suppress(ConnectionClosed):  # the server may refuse at once
+                await ws.send(metadata)
         receiving = asyncio.create_task(_receive(ws, result))
         pending = packets(pcm, rate, channels)
         sent_s = 0.0

@@ -1,5 +1,6 @@
 """FreeSWITCH's argument splitting, ported line by line from ``switch_utils.c``
-(``separate_string_blank_delim``, ``cleanup_separated_string``, ``unescape_char``).
+(``separate_string_blank_delim``, ``separate_string_char_delim``,
+``cleanup_separated_string``, ``unescape_char``).
 
 API commands such as ``uuid_setvar`` split their argument with
 ``switch_separate_string(arg, ' ', argv, n)``; the test peer uses this port so
@@ -87,4 +88,33 @@ def separate_string(buf: str, arraylen: int) -> list[str]:
     for i, start in enumerate(starts):
         stop = cuts[i] if i < len(cuts) else len(buf)
         fields.append(cleanup_separated_string(buf[start:stop], ""))
+    return fields
+
+
+def separate_string_char(buf: str, delim: str, arraylen: int) -> list[str]:
+    """``switch_separate_string(buf, delim, argv, arraylen)`` for a delimiter other than
+    a space (``cond`` splits its two results on ``:``); the last field keeps the rest."""
+    starts: list[int] = []
+    cuts: list[int] = []
+    inside_quotes = False
+    state = "START"
+    ptr = 0
+    while ptr < len(buf) and len(starts) < arraylen:
+        if state == "START":
+            starts.append(ptr)
+            state = "FIND_DELIM"
+            continue
+        ch = buf[ptr]
+        if ch == ESCAPE_META:
+            ptr += 1
+        elif ch == "'" and (inside_quotes or "'" in buf[ptr + 1 :]):
+            inside_quotes = not inside_quotes
+        elif ch == delim and not inside_quotes:
+            cuts.append(ptr)  # C writes '\0' here
+            state = "START"
+        ptr += 1
+    fields = []
+    for i, start in enumerate(starts):
+        stop = cuts[i] if i < len(cuts) else len(buf)
+        fields.append(cleanup_separated_string(buf[start:stop], delim))
     return fields
