@@ -151,6 +151,21 @@ def test_a_person_saying_hello_then_waiting_is_human(pbx, bridge):
     assert_no_call_left(pbx.ami)
 
 
+@pytest.mark.parametrize("callee", ["quiet-hello", "quiet-human"])
+def test_a_callee_whose_channel_goes_quiet_is_decided_on_time(pbx, bridge, callee):
+    """After the prompt the callee's channel sends no frames at all. Asterisk's
+    AudioSocket() gives up after 2 s with nothing either way, so the bridge keeps
+    sending, and counts the time without frames as silence: the call is decided by
+    its own clock, not lost as UNREACHABLE."""
+    use_bridge_at(pbx.ami, bridge.audiosocket_addr)
+    result = call(pbx.ami, callee)
+    assert first(result, "Status") == "HUMAN", result
+    assert first(result, "Cause").startswith("CLASSIFIER-"), result
+    elapsed = float(first(result, "Ended")) - float(first(result, "Started"))
+    assert elapsed < 6.0, "decided within the maximum window, not at the callee's hang-up"
+    assert_no_call_left(pbx.ami)
+
+
 def test_a_hang_up_during_analysis_is_hangup(pbx, bridge):
     use_bridge_at(pbx.ami, bridge.audiosocket_addr)
     result = call(pbx.ami, "bye-hello", wait_for="AMDTestHangup")

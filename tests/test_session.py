@@ -303,3 +303,25 @@ def test_any_event_sequence_ends_in_exactly_one_decision(script, fmt):
     assert len(decisions) == 1
     assert session.decision is decisions[0]
     assert 0.0 <= decisions[0].decision_audio_s <= 5.0
+
+
+def test_with_fill_stalls_time_without_frames_is_silence_and_reaches_the_window(clock):
+    """A PBX that sends nothing while the channel is quiet: once audio has started,
+    each check counts the wall-clock gap (past 0.5 s of jitter) as silence."""
+    session = CallSession("call-1", ULAW, DecisionPolicy(), clock[0], fill_stalls=True)
+    clock[0] += 0.6
+    assert session.check_timeouts(clock[0]) is None, "nothing before the first frame"
+    for _ in range(50):  # 1 s of audio, then nothing
+        clock[0] += 0.02
+        assert session.feed(FRAME, clock[0]) is None
+    assert session.check_timeouts(clock[0] + 0.4) is None, "jitter, not a stall"
+    request = session.check_timeouts(clock[0] + 1.1)
+    assert isinstance(request, AnalysisRequest)
+    assert request.audio_s == pytest.approx(2.1)
+    assert len(request.clip) == pytest.approx(2.1 * 16000, abs=1600)
+    # the same without fill_stalls: nothing until the no-audio timeout
+    plain = new_session(clock)
+    for _ in range(50):
+        clock[0] += 0.02
+        plain.feed(FRAME, clock[0])
+    assert plain.check_timeouts(clock[0] + 1.1) is None

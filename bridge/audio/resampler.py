@@ -43,6 +43,12 @@ class CallAudio:
         """Add raw bytes; return whatever 16 kHz samples are ready."""
         return self.resample(self.decode(data, fmt))
 
+    def silence(self, samples: int) -> Float32Array:
+        """``samples`` of silence at the input rate, counted as received (a stream that
+        sent nothing for a while, heard as the silence it stands for)."""
+        self._input_samples += samples
+        return np.zeros(samples, dtype=np.float32)
+
     def decode(self, data: bytes, fmt: AudioFormat | None = None) -> Float32Array:
         """Raw bytes to float samples at the input rate (an odd byte waits for the next)."""
         if fmt is not None and fmt != self.format:

@@ -85,9 +85,10 @@ class AnalysisRequest:
 # What an input to the session may produce.
 Step = AnalysisRequest | Decision | MessageEnd | None
 
-# While watching for a greeting's end, audio missing for longer than this is
-# silence (a PBX that sends nothing while a voicemail records). Shorter gaps are
-# jitter: the audio comes late, and filling them would shift what follows.
+# Audio missing for longer than this is silence (a PBX that sends nothing while a
+# voicemail records, or on a quiet channel): for a call that waits for a greeting's
+# end, and on streams whose transport says so (``fill_stalls``) all along. Shorter
+# gaps are jitter: the audio comes late, and filling them would shift what follows.
 STALL_S = 0.5
 
 # Audio shorter than this cannot hold a word; an end of stream before it is NOAUDIO.
@@ -97,8 +98,20 @@ MIN_ANALYSIS_S = 0.1
 class CallSession:
     """One call's audio buffer, clock and decision rules."""
 
-    def __init__(self, call_id: str, fmt: AudioFormat, policy: DecisionPolicy, now: float) -> None:
+    def __init__(
+        self,
+        call_id: str,
+        fmt: AudioFormat,
+        policy: DecisionPolicy,
+        now: float,
+        fill_stalls: bool = False,
+    ) -> None:
+        """``fill_stalls``: once audio has started, wall-clock time without any counts as
+        silence, so the call is decided on its own clock (for PBXs that send no frames
+        while a channel is quiet: Asterisk's AudioSocket() on a Local channel's Wait(),
+        trunks with silence suppression or DTX)."""
         self.call_id = call_id
+        self.fill_stalls = fill_stalls
         self.format = fmt
         self.policy = policy
         self.state = SessionState.LISTENING
@@ -138,11 +151,15 @@ class CallSession:
         self._last_audio_at = now
         before = self._audio.input_seconds
         samples = self._audio.decode(chunk.data, chunk.format)
+        return self._hear(samples, before, chunk.duration, now)
+
+    def _hear(self, samples: Float32Array, before: float, duration: float, now: float) -> Step:
+        """Samples at the input rate, received (or stood for by a stall) from ``before``."""
         found = self.tones.feed(samples) if self.tones is not None else []
         if self.state is SessionState.DECIDED:
             return self._check_message_end()
         if before >= self.policy.max_window_s:
-            self.dropped_s += chunk.duration
+            self.dropped_s += duration
         else:
             self._append(self._audio.resample(samples))
         tone = next((e for e in found if e.kind in (ToneKind.FAX, ToneKind.SIT)), None)
@@ -218,7 +235,11 @@ class CallSession:
             if now - self._last_audio_at >= self.policy.no_audio_timeout_s:
                 return self._timeout_message_end()
             return self._fill_stall(now)
-        if self.state is not SessionState.LISTENING or self._ended:
+        if self.state is SessionState.DECIDED or self._ended:
+            return None
+        if self.fill_stalls and self._audio.input_seconds > 0:
+            return self._fill_stall(now)
+        if self.state is not SessionState.LISTENING:
             return None
         if now - self._last_audio_at >= self.policy.no_audio_timeout_s:
             log.info("call %s: no audio for %.1f s", self.call_id, now - self._last_audio_at)
@@ -268,16 +289,17 @@ class CallSession:
         log.info("call %s: %s tone at %.2f s", self.call_id, tone.kind.value, tone.start_s)
         return self._decide(Decision(Status.MACHINE, cause, tone.detected_s))
 
-    def _fill_stall(self, now: float) -> MessageEnd | None:
-        """While watching, a stream that pauses is heard as silence: a PBX sends
-        nothing while a voicemail records (Asterisk's Local channels), and a beep's
-        end shows only in the audio after it."""
+    def _fill_stall(self, now: float) -> Step:
+        """A stream that pauses is heard as silence: a PBX sends nothing while a
+        voicemail records (Asterisk's Local channels) or while a channel is quiet,
+        a beep's end shows only in the audio after it, and a call must still reach
+        its analysis windows."""
         gap = now - max(self._last_audio_at, self._stall_filled_at)
-        if gap < STALL_S or self.tones is None:
+        if gap < STALL_S or (self.state is SessionState.DECIDED and self.tones is None):
             return None
         self._stall_filled_at = now
-        self.tones.feed(np.zeros(round(gap * self.format.rate), dtype=np.float32))
-        return self._check_message_end()
+        before = self._audio.input_seconds
+        return self._hear(self._audio.silence(round(gap * self.format.rate)), before, gap, now)
 
     def _check_message_end(self) -> MessageEnd | None:
         if not self.watching or self.tones is None:

@@ -41,8 +41,10 @@ READ_BYTES = 8192
 MAX_FRAME_BYTES = 16384
 # Silence not yet taken by Asterisk past which we stop adding more.
 MAX_UNSENT_BYTES = 64 * 1024
-# While a call waits for a greeting's end, how often a quiet stream is checked
-# (a beep's end shows only in what follows it) and kept alive with silence.
+# How often a quiet stream is checked (its silence counts towards the call's
+# windows; a beep's end shows only in what follows it) and kept alive: Asterisk's
+# AudioSocket() ends after 2 s with nothing from either side, and a quiet channel
+# (a Local channel in Wait(), a trunk with silence suppression) sends nothing.
 STALL_CHECK_S = 0.1
 
 
@@ -131,6 +133,7 @@ class _Connection:
         self.handler = handler
         self.clock = clock
         self.call: LiveCall | None = None
+        self.started = clock()
         self.released = False
         self._peer_closed = asyncio.Event()
         self._finisher: asyncio.Task[None] | None = None
@@ -139,7 +142,9 @@ class _Connection:
         """The call, created at its first audio frame (which fixes the rate)."""
         if self.call is None:
             fmt = message.format if message is not None else SLIN_8K
-            session = CallSession(self.call_id, fmt, self.handler.policy, self.clock())
+            session = CallSession(
+                self.call_id, fmt, self.handler.policy, self.started, fill_stalls=True
+            )
             self.call = self.handler.live_call(session, self.clock)
             self._finisher = asyncio.create_task(self._finish(self.call))
         return self.call
@@ -159,14 +164,13 @@ class _Connection:
             if broken is not None:
                 self._protocol_error(broken)
                 return
-            watching = self.call is not None and self.call.session.watching
-            timeout = STALL_CHECK_S if watching else self.handler.policy.no_audio_timeout_s
             try:
-                data = await within(reader.read(READ_BYTES), timeout)
+                data = await within(reader.read(READ_BYTES), STALL_CHECK_S)
             except asyncio.TimeoutError:
-                if watching:
-                    self._keep_alive()
-                self._live(None).check_timeouts()
+                self._keep_alive()
+                no_audio_s = self.handler.policy.no_audio_timeout_s
+                if self.call is not None or self.clock() - self.started >= no_audio_s:
+                    self._live(None).check_timeouts()  # no call before its first frame
                 pending = []
                 continue
             except ConnectionError:
@@ -213,10 +217,12 @@ class _Connection:
 
     def _keep_alive(self) -> None:
         """Asterisk ends AudioSocket() after 2 s with nothing from either side; while
-        a held call's far end is silent (a voicemail recording), we speak up."""
-        if self.call is not None and not self.released and not self.writer.is_closing():
-            rate = self.call.session.format.rate
-            self.writer.write(wire.encode_audio(rate, bytes(2 * rate // 50)))
+        the far end sends nothing (a quiet channel, a voicemail recording), we send
+        20 ms of silence (at 8 kHz until the first frame tells the call's rate)."""
+        if self.released or self.writer.is_closing():
+            return
+        rate = self.call.session.format.rate if self.call is not None else SLIN_8K.rate
+        self.writer.write(wire.encode_audio(rate, bytes(2 * rate // 50)))
 
     def _answer_with_silence(self, message: wire.Audio) -> None:
         if self.released or self.writer.is_closing():
