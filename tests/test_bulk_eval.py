@@ -137,3 +137,27 @@ def test_ray_data_in_local_mode_gives_the_same_rows_and_resumes(folder, tmp_path
         r["file"]: (r["type"], r["label"]) for r in read_rows(local)
     }
     assert all(r["transcript"] for r in ray_rows)
+
+
+def test_in_process_bulk_eval_waits_for_an_engine_slower_than_the_live_deadline(
+    detector, speech_wav
+):
+    """However many files the caller starts at once (Ray hands over whole batches),
+    none fails for waiting its turn behind a slow engine."""
+    from bridge.engine import build_batching_engine
+    from tests.test_cli_detect import SlowDetector
+    from training.bulk import in_process_decider
+
+    human = str(speech_wav(HUMAN_OPENER, total_s=3.0))
+    settings = Settings.load(environ={"AMD_ANALYSIS_TIMEOUT_S": "0.5", "AMD_BATCH_SIZE": "3"})
+
+    async def main():
+        engine = build_batching_engine(settings, SlowDetector(detector))
+        try:
+            decide = in_process_decider(settings, engine)
+            return await asyncio.gather(*(decide(human) for _ in range(9)))
+        finally:
+            await engine.aclose()
+
+    rows = asyncio.run(main())
+    assert [row["label"] for row in rows] == ["human"] * 9, rows

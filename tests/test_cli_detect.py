@@ -1,10 +1,15 @@
 """``amd-bridge detect`` as a user runs it: the installed console script, real models."""
 
+import asyncio
+import io
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+from bridge.cli.detect import detect_files
+from bridge.settings import Settings
 from tests.test_engine_real import HUMAN_OPENER, MACHINE_GREETING
 
 # The console script pip installed beside this interpreter (the README's install step).
@@ -111,3 +116,31 @@ def test_serve_with_a_corrupt_classifier_stops_before_listening(tmp_path):
     assert proc.returncode == 2
     assert "classifier" in proc.stderr
     assert "listening" not in proc.stderr  # no port was opened
+
+
+class SlowDetector:
+    """The real detector behind an engine slower than the live deadline: every clip
+    of a batch costs another 0.2 s (a bigger model, 30 s padding, a busy box)."""
+
+    def __init__(self, detector) -> None:
+        self._detector = detector
+
+    def __getattr__(self, name: str):
+        return getattr(self._detector, name)
+
+    def analyze_batch(self, clips):
+        time.sleep(0.2 * len(clips))
+        return self._detector.analyze_batch(clips)
+
+
+def test_a_model_slower_than_the_live_deadline_makes_detect_slow_not_wrong(detector, speech_wav):
+    """A batch of 6 takes 1.2 s, past AMD_ANALYSIS_TIMEOUT_S=0.5: every file used to
+    come back NOTSURE/ERROR while it waited its turn. A recording has no caller
+    waiting, so batch commands wait for the engine."""
+    human = speech_wav(HUMAN_OPENER, total_s=3.0)
+    settings = Settings.load(environ={"AMD_ANALYSIS_TIMEOUT_S": "0.5", "AMD_BATCH_SIZE": "6"})
+    out = io.StringIO()
+    failures = asyncio.run(detect_files([human] * 6, settings, SlowDetector(detector), out))
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert failures == 0 and len(lines) == 6
+    assert [line["status"] for line in lines] == ["HUMAN"] * 6, lines

@@ -193,16 +193,21 @@ async def evaluate(
 
 def in_process_decider(settings, engine):  # type: ignore[no-untyped-def]
     """Decide a file with the service's call session and the shared batching engine."""
-    from bridge.session.recording import decide_recording
+    from bridge.session.recording import batch_analysis_timeout, decide_recording
+
+    timeout_s = batch_analysis_timeout(settings.analysis_timeout_s)
+    # Files in flight: what the engine takes at once, however many the caller starts.
+    in_flight = asyncio.Semaphore(max(settings.batch_size, 1) * settings.engine_workers)
 
     async def decide(file: str) -> dict[str, object]:
-        try:
-            fmt, data = await asyncio.to_thread(read_audio_file, Path(file))
-        except AmdError as exc:
-            return error_row(file, str(exc))
-        decision = await decide_recording(
-            file, fmt, data, settings.policy, engine.analyze, settings.analysis_timeout_s
-        )
+        async with in_flight:
+            try:
+                fmt, data = await asyncio.to_thread(read_audio_file, Path(file))
+            except AmdError as exc:
+                return error_row(file, str(exc))
+            decision = await decide_recording(
+                file, fmt, data, settings.policy, engine.analyze, timeout_s
+            )
         return decided_row(file, decision)
 
     return decide

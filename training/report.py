@@ -51,7 +51,7 @@ def by_decision_time(clf: AmdClassifier, examples: Sequence[Example]) -> dict[st
 async def as_calls(report: ManifestReport, settings, detector) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     """Stream each recording through the service's call session."""
     from bridge.engine import build_batching_engine
-    from bridge.session.recording import decide_recording
+    from bridge.session.recording import batch_analysis_timeout, decide_recording
 
     engine = build_batching_engine(settings, detector)
     limit = asyncio.Semaphore(settings.batch_size * settings.engine_workers)
@@ -63,7 +63,12 @@ async def as_calls(report: ManifestReport, settings, detector) -> dict[str, Any]
             except AudioFileError:
                 return None
             decision = await decide_recording(
-                str(path), fmt, data, settings.policy, engine.analyze, settings.analysis_timeout_s
+                str(path),
+                fmt,
+                data,
+                settings.policy,
+                engine.analyze,
+                batch_analysis_timeout(settings.analysis_timeout_s),
             )
             return label, decision
 

@@ -14,7 +14,7 @@ from bridge.cli.audio_files import read_audio_file
 from bridge.engine import BatchingEngine, Detector, build_batching_engine
 from bridge.errors import AudioFileError
 from bridge.session.decision import Decision, round_or_none
-from bridge.session.recording import decide_recording
+from bridge.session.recording import batch_analysis_timeout, decide_recording
 from bridge.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,10 @@ def decision_record(file: str, decision: Decision) -> dict[str, Any]:
 async def detect_files(
     paths: Sequence[Path], settings: Settings, detector: Detector, out: TextIO
 ) -> int:
-    """Write one line per path, in order; return how many files failed."""
+    """Write one line per path, in order; return how many files failed.
+
+    At most what the engine takes at once (``batch_size`` x ``engine_workers``) is in
+    flight; each analysis may wait its turn (``batch_analysis_timeout``)."""
     engine = build_batching_engine(settings, detector)
     limit = asyncio.Semaphore(max(settings.batch_size, 1) * settings.engine_workers)
     try:
@@ -62,7 +65,12 @@ async def _one(
             log.warning("%s", exc)
             return {"file": str(path), "error": str(exc)}
         decision = await decide_recording(
-            str(path), fmt, data, settings.policy, engine.analyze, settings.analysis_timeout_s
+            str(path),
+            fmt,
+            data,
+            settings.policy,
+            engine.analyze,
+            batch_analysis_timeout(settings.analysis_timeout_s),
         )
         record = decision_record(str(path), decision)
         log.debug("%s decided in %.1f ms wall", path, (time.perf_counter() - t0) * 1000)

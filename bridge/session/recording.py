@@ -22,6 +22,16 @@ from bridge.session.message_end import MessageEnd
 log = logging.getLogger(__name__)
 Analyze = Callable[[Float32Array], Awaitable[AnalysisResult]]
 FRAME_S = 0.020
+# A recording has no caller waiting: batch commands give each analysis at least
+# this long, queue wait included, so a model slower than the queue makes a batch
+# slow, not wrong (AMD_ANALYSIS_TIMEOUT_S is the live-call deadline). A hung engine
+# still ends in NOTSURE/ERROR.
+BATCH_ANALYSIS_TIMEOUT_S = 600.0
+
+
+def batch_analysis_timeout(live_timeout_s: float) -> float:
+    """The deadline of one analysis in ``detect`` and ``bulk-eval``."""
+    return max(live_timeout_s, BATCH_ANALYSIS_TIMEOUT_S)
 
 
 async def decide_recording(
