@@ -210,6 +210,7 @@ async def running_service(settings: Settings, detector: Detector) -> AsyncIterat
             metrics.watch_outcomes(name, handler.outcomes)
         metrics.watch_active("audiosocket", lambda: as_handler.active)
         metrics.watch_active("audio_fork", lambda: fork_handler.active)
+        metrics.watch_active("ws_amd", lambda: amd_handler.active)
         metrics.watch_active("all", lambda: calls.active)
         metrics.watch_engine(engine)
         http_routes = _HttpRoutes(metrics, settings.api_token)

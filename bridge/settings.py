@@ -53,7 +53,9 @@ class Settings:
     batch_size: int = _opt(16, "most clips in one batch")
     batch_wait_ms: float = _opt(5.0, "how long a clip waits for others to join its batch")
     engine_queue: int = _opt(1024, "most clips waiting for the engine before new ones fail")
-    analysis_timeout_s: float = _opt(10.0, "deadline for one analysis, queue wait included")
+    analysis_timeout_s: float = _opt(
+        10.0, "deadline for one analysis of a live call, queue wait included (recordings: 600 s)"
+    )
     # Decision policy
     window_s: float = _opt(2.0, "callee audio before the first analysis (seconds)")
     step_s: float = _opt(1.0, "further audio before asking again when unsure")
@@ -181,10 +183,32 @@ class Settings:
         return "AMD_" + name.upper()
 
     @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        """Add one ``--flag`` per setting; defaults stay None so the env can apply."""
-        group = parser.add_argument_group("settings (each also an AMD_* environment variable)")
+    def sections(cls) -> dict[str, list[dataclasses.Field[Any]]]:
+        """The settings by section, in declaration order."""
+        found: dict[str, list[dataclasses.Field[Any]]] = {}
+        section = ""
         for f in dataclasses.fields(cls):
+            section = SECTION_STARTS.get(f.name, section)
+            found.setdefault(section, []).append(f)
+        return found
+
+    @classmethod
+    def add_arguments(
+        cls, parser: argparse.ArgumentParser, sections: tuple[str, ...] | None = None
+    ) -> None:
+        """Add one ``--flag`` per setting of ``sections`` (all when None), one help group
+        each; defaults stay None so the environment can apply."""
+        for section, fields in cls.sections().items():
+            if sections is not None and section not in sections:
+                continue
+            group = parser.add_argument_group(f"{section} (each also an AMD_* variable)")
+            cls._add_flags(group, fields)
+
+    @classmethod
+    def _add_flags(
+        cls, group: argparse._ArgumentGroup, fields: list[dataclasses.Field[Any]]
+    ) -> None:
+        for f in fields:
             flag = "--" + f.name.replace("_", "-")
             kind = _kind(f)
             extra: dict[str, Any] = {}
@@ -269,6 +293,22 @@ class Settings:
     @property
     def origins(self) -> tuple[str, ...]:
         return tuple(o.strip() for o in self.allowed_origins.split(",") if o.strip())
+
+
+# Where each section of the settings starts (fields are declared section by section).
+SECTION_STARTS = {
+    "whisper_model": "models",
+    "asr_threads": "engine",
+    "window_s": "decision",
+    "tones": "tones",
+    "message_end": "voicemail drop",
+    "http_host": "service",
+    "ami_host": "Asterisk AMI",
+    "esl_host": "FreeSWITCH event socket",
+    "log_level": "logging",
+}
+# What deciding recordings uses (``detect``): no listener, no PBX link, no greeting's end.
+OFFLINE_SECTIONS = ("models", "engine", "decision", "tones", "logging")
 
 
 def _kind(f: dataclasses.Field[Any]) -> type:

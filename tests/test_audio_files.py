@@ -59,8 +59,13 @@ def test_long_recordings_are_cut(tmp_path):
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [
-        ("empty.ul", b"", "no audio"),
-        ("text.wav", b"this is not audio at all", "cannot decode"),
+        ("empty.ul", b"", "empty file$"),
+        ("empty.wav", b"", "empty file$"),
+        (
+            "text.wav",
+            b"this is not audio at all",
+            r"not an audio file \(Invalid data found when processing input\)$",
+        ),
         ("zero.wav", None, "no audio"),
     ],
 )
@@ -74,8 +79,10 @@ def test_unusable_files_raise_audio_file_error(tmp_path, name, content, message)
         read_audio_file(path)
 
 
-def test_missing_file(tmp_path):
-    with pytest.raises(AudioFileError):
-        read_audio_file(tmp_path / "nope.wav")
-    with pytest.raises(AudioFileError):
-        read_audio_file(tmp_path / "nope.ul")
+def test_missing_file_and_folder_say_so_once(tmp_path):
+    for name in ("nope.wav", "nope.ul"):
+        with pytest.raises(AudioFileError) as caught:
+            read_audio_file(tmp_path / name)
+        assert str(caught.value) == f"{tmp_path / name}: file not found"
+    with pytest.raises(AudioFileError, match="a folder, not a file"):
+        read_audio_file(tmp_path)

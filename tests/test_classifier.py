@@ -129,11 +129,17 @@ def test_a_pickle_inside_the_model_file_is_refused_and_never_run(tmp_path):
     assert not marker.exists()
 
 
-def test_a_plain_pickle_file_is_refused(tmp_path):
+@pytest.mark.parametrize(
+    "content", [pickle.dumps({"coef": [1, 2, 3]}), b"hello, this is a text file\n", b""]
+)
+def test_a_file_that_is_not_an_npz_archive_is_refused_saying_so(tmp_path, content):
     path = tmp_path / "model.npz"
-    path.write_bytes(pickle.dumps({"coef": [1, 2, 3]}))
-    with pytest.raises(ModelError):
+    path.write_bytes(content)
+    with pytest.raises(ModelError, match="is not a classifier: expected the .npz archive") as e:
         AmdClassifier.load(path)
+    assert "pickle" not in str(e.value)
+    with pytest.raises(ModelError, match="a folder, not a file"):
+        AmdClassifier.load(tmp_path)
 
 
 @pytest.mark.parametrize(

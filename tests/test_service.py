@@ -105,6 +105,7 @@ def test_metrics_count_the_call_its_timing_and_the_engine(detector, speech_wav):
     assert value("amd_engine_batch_size_count") >= 1
     assert value("amd_engine_queue_wait_seconds_count") >= 1
     assert value('amd_calls_active{transport="all"}') == 0
+    assert value('amd_calls_active{transport="ws_amd"}') == 0  # the gauge exists for it too
     assert value('amd_outcomes_total{component="ws_amd",outcome="HUMAN"}') == 1
 
 

@@ -110,11 +110,14 @@ def test_silence_through_the_maximum_window_is_notsure_silence(clock):
     while True:
         feed_until_request(session, clock)
         # Even a confident probability is not trusted without speech.
-        out = session.on_result(result(0.99, NO_SPEECH, ""), clock[0])
+        out = session.on_result(result(0.98, NO_SPEECH, "you"), clock[0])
         if out is not None:
             break
     assert (out.status, out.cause) == (Status.NOTSURE, Cause.SILENCE)
     assert out.amd_cause == "SILENCE-5000"
+    # decided without the classifier: no confidence, nor Whisper's words for noise
+    assert out.confidence is None and out.proba_human is None and out.transcript == ""
+    assert out.summary()["confidence"] is None
 
 
 def test_audio_arriving_during_analysis_is_kept_and_may_trigger_the_next_request(clock):

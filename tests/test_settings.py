@@ -62,3 +62,17 @@ def test_readme_documents_every_setting():
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     for name in Settings.__dataclass_fields__:
         assert f"`AMD_{name.upper()}`" in readme, name
+
+
+def test_each_command_shows_the_settings_it_uses():
+    from bridge.cli.main import build_parser
+
+    commands = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    detect, serve = commands["detect"].format_help(), commands["serve"].format_help()
+    for flag in ("--whisper-model", "--threshold", "--batch-size", "--tones", "--log-level"):
+        assert flag in detect and flag in serve
+    for flag in ("--http-port", "--ami-host", "--esl-password", "--max-calls", "--message-end"):
+        assert flag not in detect and flag in serve
+    # a flag detect does not show is refused, not silently ignored
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["detect", "a.wav", "--ami-host", "pbx"])

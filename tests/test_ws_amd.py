@@ -171,6 +171,8 @@ def test_health_and_unknown_paths(detector):
         ("/ws/amd?encoding=opus", "unknown encoding"),
         ("/ws/amd?encoding=ulaw&rate=16000", "not supported"),
         ("/ws/amd?call_id=a%20b", "call_id"),
+        ("/ws/amd?encodng=ulaw", "unknown query parameter 'encodng'"),
+        ("/ws/amd?rate=8000&encoding=ulaw&rate=16000", "'rate' given 2 times"),
     ],
 )
 def test_request_parameters_are_validated(path, message):
@@ -226,3 +228,28 @@ def test_message_end_parameter_must_be_yes_or_no():
     assert parse_request_path("/ws/amd").message_end is None
     with pytest.raises(ProtocolError, match="message_end"):
         parse_request_path("/ws/amd?message_end=later")
+
+
+@pytest.mark.parametrize("query", ["rate=11025", "encodng=ulaw", "rate=8000&rate=16000"])
+def test_a_refused_stream_closes_promptly_even_with_audio_already_sent(detector, query):
+    """A client that streams before reading the refusal: the server reads and drops
+    what is pending, so the client's close frame is not stuck behind it (it used to
+    take the 10 s close timeout)."""
+
+    async def scenario(port):
+        loop = asyncio.get_running_loop()
+        async with connect(f"ws://127.0.0.1:{port}/ws/amd?{query}") as ws:
+            started = loop.time()
+            with contextlib.suppress(ConnectionClosed):
+                for _ in range(200):  # 200 s of 16 kHz audio, sent at once
+                    await ws.send(bytes(64000))
+            message = json.loads(await ws.recv())
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    await ws.recv()
+            await ws.wait_closed()
+            return message, closed.value.rcvd.code, loop.time() - started
+
+    message, code, took_s = run_with_service(detector, scenario)
+    assert message["type"] == "error" and code == 1008
+    assert took_s < 2.0

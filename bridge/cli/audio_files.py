@@ -36,7 +36,9 @@ MAX_FILE_SECONDS = 30.0
 
 
 def read_audio_file(path: Path) -> tuple[AudioFormat, bytes]:
-    """Return the file's audio (at most ``MAX_FILE_SECONDS``) or raise ``AudioFileError``."""
+    """Return the file's audio (at most ``MAX_FILE_SECONDS``) or raise ``AudioFileError``
+    with a reason a person can act on: file not found, empty file, not an audio file."""
+    _check_readable(path)
     raw_format = RAW_FORMATS.get(path.suffix.lower())
     try:
         if raw_format is not None:
@@ -48,11 +50,26 @@ def read_audio_file(path: Path) -> tuple[AudioFormat, bytes]:
             fmt, data = _decode_with_av(path)
     except AudioFileError:
         raise
-    except (OSError, UnsupportedAudioFormat) as exc:
+    except OSError as exc:
+        raise AudioFileError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    except UnsupportedAudioFormat as exc:
         raise AudioFileError(f"{path}: {exc}") from exc
     if not data:
         raise AudioFileError(f"{path}: no audio in file")
     return fmt, data
+
+
+def _check_readable(path: Path) -> None:
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise AudioFileError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise AudioFileError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    if path.is_dir():
+        raise AudioFileError(f"{path}: a folder, not a file")
+    if size == 0:
+        raise AudioFileError(f"{path}: empty file")
 
 
 def _decode_with_av(path: Path) -> tuple[AudioFormat, bytes]:
@@ -81,5 +98,7 @@ def _decode_with_av(path: Path) -> tuple[AudioFormat, bytes]:
     except AudioFileError:
         raise
     except (av.error.FFmpegError, ValueError, OSError) as exc:
-        raise AudioFileError(f"{path}: cannot decode audio: {exc}") from exc
+        # FFmpeg's own words, without its error number and the path again
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise AudioFileError(f"{path}: not an audio file ({reason})") from exc
     return AudioFormat(Encoding.SLIN, rate), b"".join(parts)[:limit]

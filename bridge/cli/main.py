@@ -13,7 +13,7 @@ from typing import Any
 from bridge import __version__
 from bridge.errors import AmdError
 from bridge.logs import configure_logging
-from bridge.settings import Settings
+from bridge.settings import OFFLINE_SECTIONS, Settings
 
 log = logging.getLogger("bridge")
 
@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run each recording through a call session as a PBX would stream it.",
     )
     detect.add_argument("files", nargs="+", type=Path, metavar="FILE")
-    Settings.add_arguments(detect)
+    Settings.add_arguments(detect, OFFLINE_SECTIONS)
     serve = commands.add_parser(
         "serve",
         help="run the service: the /ws/amd WebSocket API and /healthz",

@@ -97,13 +97,25 @@ class AmdClassifier:
         """Load and validate; any problem is a ``ModelError`` naming the file."""
         try:
             # Our own handle: np.load leaks its file when the zip is corrupt.
-            with path.open("rb") as fh, np.load(fh, allow_pickle=False) as data:
-                arrays = {key: data[key] for key in data.files}
+            with path.open("rb") as fh:
+                if fh.read(4) != ZIP_MAGIC:  # np.load would read anything else as pickle
+                    raise ModelError(
+                        f"classifier file {path} is not a classifier: expected the .npz "
+                        "archive `amd-train classifier` writes"
+                    )
+                fh.seek(0)
+                with np.load(fh, allow_pickle=False) as data:
+                    arrays = {key: data[key] for key in data.files}
         except FileNotFoundError:
             raise ModelError(f"classifier file {path} does not exist") from None
+        except IsADirectoryError:
+            raise ModelError(f"classifier file {path} is a folder, not a file") from None
         except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
             raise ModelError(f"classifier file {path} is corrupt or unsafe: {exc}") from exc
         return cls(_model_from_arrays(arrays, path))
+
+
+ZIP_MAGIC = b"PK\x03\x04"  # an .npz is a zip archive
 
 
 def _model_from_arrays(arrays: dict[str, np.ndarray], path: Path) -> ClassifierModel:

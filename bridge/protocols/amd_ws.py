@@ -40,9 +40,22 @@ class StreamParams:
     message_end: bool | None = None  # wait for the greeting's end (None: the service default)
 
 
+# The query parameters /ws/amd reads (``token`` is the HTTP layer's bearer token).
+QUERY_PARAMETERS = ("rate", "encoding", "call_id", "message_end", "token")
+
+
 def parse_request_path(path: str) -> StreamParams:
-    """Read ``rate``, ``encoding`` and ``call_id`` from the request's query string."""
+    """Read ``rate``, ``encoding``, ``call_id`` and ``message_end`` from the request's
+    query string. An unknown parameter (a typo would silently decode the call wrongly)
+    or a repeated one (which value?) is refused."""
     query = parse_qs(urlsplit(path).query, keep_blank_values=True)
+    for name, values in query.items():
+        if name not in QUERY_PARAMETERS:
+            raise ProtocolError(
+                f"unknown query parameter {name[:40]!r} (known: {', '.join(QUERY_PARAMETERS)})"
+            )
+        if len(values) > 1:
+            raise ProtocolError(f"query parameter {name!r} given {len(values)} times")
 
     def one(name: str, default: str) -> str:
         values = query.get(name)

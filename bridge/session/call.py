@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -258,8 +258,18 @@ class CallSession:
             status = Status.HUMAN if p >= 0.5 else Status.MACHINE
             return self._decide(self._from_result(status, Cause.CLASSIFIER, result, elapsed_ms))
         if self._request_final:
-            cause = Cause.LOWCONFIDENCE if result.timing.has_speech else Cause.SILENCE
-            return self._decide(self._from_result(Status.NOTSURE, cause, result, elapsed_ms))
+            if not result.timing.has_speech:
+                # Decided without the classifier: no confidence, and no transcript
+                # (Whisper's words for noise, "." or "you", are not something heard).
+                silent = replace(
+                    self._from_result(Status.NOTSURE, Cause.SILENCE, result, elapsed_ms),
+                    proba_human=None,
+                    transcript="",
+                )
+                return self._decide(silent)
+            return self._decide(
+                self._from_result(Status.NOTSURE, Cause.LOWCONFIDENCE, result, elapsed_ms)
+            )
         self.state = SessionState.LISTENING
         self._next_checkpoint = min(audio_s + self.policy.step_s, self.policy.max_window_s)
         if self._ended:

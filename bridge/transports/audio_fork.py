@@ -26,6 +26,7 @@ from bridge.transports.admission import OVERLOAD
 from bridge.transports.call_log import log_call
 from bridge.transports.deadline import within
 from bridge.transports.live_call import LiveCall, StreamHandler
+from bridge.transports.refusal import close_discarding
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ class AudioForkHandler(StreamHandler):
             log.warning("audio fork connection refused: %s", reason)
             with contextlib.suppress(ConnectionClosed):
                 await ws.send(wire.error_message(reason))
-            await ws.close(1008, reason[:120])
+            await close_discarding(ws, 1008, reason)
             return
         if params.uuid is None:
             self.outcomes["no_uuid"] += 1
@@ -96,7 +97,7 @@ class AudioForkHandler(StreamHandler):
             await self.publish(params.uuid, OVERLOAD)
         with contextlib.suppress(ConnectionClosed):
             await ws.send(wire.result_message(OVERLOAD, params.uuid))
-        await ws.close(1013, "at capacity")
+        await close_discarding(ws, 1013, "at capacity")
 
     async def _read(
         self, ws: ServerConnection, call: LiveCall, params: wire.ForkParams, first: bytes | None

@@ -29,6 +29,7 @@ from bridge.transports.admission import OVERLOAD, CallRegistry
 from bridge.transports.audio_fork import STALL_CHECK_S
 from bridge.transports.call_log import log_call
 from bridge.transports.deadline import within
+from bridge.transports.refusal import close_discarding
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +51,25 @@ class AmdWebSocketHandler:
         self.calls = CallRegistry()  # the service's, shared with the other transports
         self.metrics: Metrics | None = None
         self.outcomes: collections.Counter[str] = collections.Counter()
+        self.active = 0  # connections open now
         self._closing: set[asyncio.Task[None]] = set()
 
     async def handle(self, ws: ServerConnection) -> None:
+        self.active += 1
+        try:
+            await self._handle(ws)
+        finally:
+            self.active -= 1
+
+    async def _handle(self, ws: ServerConnection) -> None:
         try:
             params = parse_request_path(ws.request.path if ws.request else "")
         except ProtocolError as exc:
-            await ws.send(error_message(str(exc)))
-            await ws.close(1008, "bad stream parameters")
+            self.outcomes["refused"] += 1
+            log.warning("/ws/amd connection refused: %s", exc)
+            with contextlib.suppress(ConnectionClosed):
+                await ws.send(error_message(str(exc)))
+            await close_discarding(ws, 1008, "bad stream parameters")
             return
         loop = asyncio.get_running_loop()
         call_id = params.call_id or uuid.uuid4().hex
@@ -75,8 +87,9 @@ class AmdWebSocketHandler:
             self.outcomes["refused_overload"] += 1
             if self.metrics is not None:
                 self.metrics.refused.labels("ws_amd").inc()
-            await ws.send(decision_message("final", OVERLOAD))
-            await ws.close(1013, "at capacity")
+            with contextlib.suppress(ConnectionClosed):
+                await ws.send(decision_message("final", OVERLOAD))
+            await close_discarding(ws, 1013, "at capacity")
             return
         try:
             await self._converse(ws, session, watch)
