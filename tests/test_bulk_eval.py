@@ -51,7 +51,8 @@ def bulk_eval(folder: Path, out: Path) -> subprocess.CompletedProcess:
 def test_a_folder_becomes_one_row_per_recording(folder, tmp_path):
     out = tmp_path / "results.csv"
     proc = bulk_eval(folder, out)
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 1, proc.stderr  # as detect: some files failed
+    assert "1 of 4 files failed" in proc.stderr
     rows = {Path(r["file"]).name: r for r in read_rows(out)}
     assert set(rows) == {"a-human.wav", "c-machine.wav", "d-machine.wav", "e-broken.wav"}
     assert (rows["a-human.wav"]["type"], rows["a-human.wav"]["label"]) == ("final", "human")
@@ -71,7 +72,7 @@ def test_an_interrupted_run_resumes_without_redoing_or_duplicating(folder, tmp_p
         ",".join(COLUMNS) + "\n" + f"{first},final,human,0.99,0.99,hello,12.0\n" + "/x/half-wr"
     )
     proc = bulk_eval(folder, out)
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 1, proc.stderr  # the broken file
     rows = read_rows(out)
     files = [r["file"] for r in rows]
     assert len(files) == len(set(files)) == 4
@@ -114,7 +115,7 @@ def test_over_the_websocket_api_as_the_seed_did(folder, tmp_path, detector):
 
 def test_ray_data_in_local_mode_gives_the_same_rows_and_resumes(folder, tmp_path):
     local, on_ray = tmp_path / "local.csv", tmp_path / "ray.csv"
-    assert bulk_eval(folder, local).returncode == 0
+    assert bulk_eval(folder, local).returncode == 1  # the broken file
     first = subprocess.run(
         [AMD_TRAIN, "bulk-eval", str(folder / "b"), "--out", str(on_ray), "--ray"],
         capture_output=True,
@@ -129,7 +130,7 @@ def test_ray_data_in_local_mode_gives_the_same_rows_and_resumes(folder, tmp_path
         text=True,
         timeout=600,
     )
-    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.returncode == 1, again.stderr[-3000:]  # the broken file
     ray_rows = read_rows(on_ray)
     assert len(ray_rows) == len({r["file"] for r in ray_rows}) == 4  # none twice
     # Labels, not transcripts: a clip's transcript can shift with what it is batched with.

@@ -144,3 +144,21 @@ def test_a_model_slower_than_the_live_deadline_makes_detect_slow_not_wrong(detec
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     assert failures == 0 and len(lines) == 6
     assert [line["status"] for line in lines] == ["HUMAN"] * 6, lines
+
+
+def test_a_language_the_model_cannot_transcribe_is_refused_at_start(speech_wav):
+    proc = run("detect", str(speech_wav(HUMAN_OPENER)), "--language", "auto")
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert "AMD_LANGUAGE='auto'" in proc.stderr and "English-only" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_the_language_check_names_what_a_multilingual_model_accepts(tmp_path):
+    import pytest
+
+    from bridge.engine.asr import check_language
+    from bridge.errors import ConfigError
+
+    check_language("es", ["en", "es", "fr"], tmp_path)
+    with pytest.raises(ConfigError, match="use one of its 3 codes: en, es, fr"):
+        check_language("auto", ["en", "es", "fr"], tmp_path)

@@ -24,13 +24,14 @@ def test_the_report_has_accuracy_by_time_calls_latency_and_plots(speech_wav, tmp
             "The number you have dialed is not in service.",
         ],
     }
-    rows = ["path,label"]
+    rows = ["file,label"]  # the seed's name for the column, as bulk-eval writes it
     for label, items in texts.items():
         for i, text in enumerate(items):
             name = f"{label}{i}.wav"
             shutil.copy(speech_wav(text, total_s=6.0), data / name)
             rows.append(f"{name},{label}")
     rows.append("missing.wav,machine")
+    rows.append(",human")
     manifest = data / "manifest.csv"
     manifest.write_text("\n".join(rows) + "\n")
     out = tmp_path / "report"
@@ -41,8 +42,10 @@ def test_the_report_has_accuracy_by_time_calls_latency_and_plots(speech_wav, tmp
         timeout=600,
     )
     assert proc.returncode == 0, proc.stderr
+    assert "6 recordings: accuracy at 2.0 s" in proc.stdout
+    assert "2 rows skipped" in proc.stdout
     record = json.loads((out / "report.json").read_text())
-    assert record["recordings"] == 6 and record["bad_rows"] == 1
+    assert record["recordings"] == 6 and record["bad_rows"] == 2
     times = record["by_decision_time"]
     assert list(times) == ["1.0", "1.5", "2.0", "2.5", "3.0", "3.5", "4.0", "4.5", "5.0"]
     assert all(v["n"] == 6 for v in times.values())
@@ -58,4 +61,12 @@ def test_the_report_has_accuracy_by_time_calls_latency_and_plots(speech_wav, tmp
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     summary = (out / "report.md").read_text()
     assert "| 2.0 s |" in summary and "accuracy_by_time.png" in summary
-    assert "missing.wav" in (out / "bad-rows.csv").read_text()
+    bad_rows = (out / "bad-rows.csv").read_text()
+    assert "missing.wav" in bad_rows and "empty path" in bad_rows
+    again = subprocess.run(
+        [AMD_TRAIN, "evaluate", "--manifest", str(manifest), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert again.returncode == 2 and "use --force" in again.stderr

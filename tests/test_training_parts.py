@@ -4,6 +4,7 @@ their bad rows, a fixed train/test split, WER, corpus splits and phrases."""
 from __future__ import annotations
 
 import contextlib
+import sys
 import struct
 import wave
 from pathlib import Path
@@ -147,3 +148,36 @@ def test_opening_phrases_end_at_a_pause_and_shrink() -> None:
     assert opening_phrases("Good morning and thank you for calling the office of") == [
         "Good morning and thank"
     ]
+
+
+def test_every_amd_train_option_says_what_it_is_and_its_default():
+    from training.cli import build_parser
+
+    commands = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    for name, command in commands.items():
+        for action in command._actions:
+            if action.dest == "help":
+                continue
+            assert action.help, f"amd-train {name} {action.option_strings or action.dest}"
+        text = command.format_help()
+        for action in command._actions:
+            if action.option_strings and action.default not in (None, False, "==SUPPRESS=="):
+                assert f"(default: {action.default})" in " ".join(text.split()), (name, action)
+
+
+def test_a_command_whose_extra_is_missing_says_which_extra_to_install(
+    tmp_path, monkeypatch, capsys
+):
+    """What `amd-train evaluate` did in the environment scripts/serve.sh makes: a
+    traceback ending in "No module named 'scipy'"."""
+    from training.cli import main
+
+    for name in ("sklearn", "scipy"):
+        monkeypatch.setitem(sys.modules, name, None)  # as if never installed
+    monkeypatch.delitem(sys.modules, "training.classifier", raising=False)  # imported afresh
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,label\na.wav,human\n")
+    code = main(["evaluate", "--manifest", str(manifest), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "needs the 'train' extra" in err and "pip install 'amd-bridge[train]'" in err

@@ -7,25 +7,43 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger("training")
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Each option's help ends with its default (none for flags and required ones)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False or action.required:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _command(commands: Any, name: str, **kw: Any) -> argparse.ArgumentParser:
+    """A sub-command whose help shows each option's default."""
+    parser: argparse.ArgumentParser = commands.add_parser(name, formatter_class=_Help, **kw)
+    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="amd-train", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    synth = commands.add_parser("synth", help="render opener templates as telephone recordings")
+    synth = _command(commands, "synth", help="render opener templates as telephone recordings")
     synth.add_argument(
         "--out", type=Path, required=True, help="output folder (audio/ + manifest.csv)"
     )
     synth.add_argument("--templates", type=Path, help="template CSV (default: the project's)")
     synth.add_argument("--variants", type=int, default=2, help="renderings per template")
     synth.add_argument("--limit", type=int, help="use only the first N templates of each label")
-    synth.add_argument("--seed", type=int, default=1)
+    synth.add_argument("--seed", type=int, default=1, help="random seed (same seed, same files)")
 
-    corpus = commands.add_parser(
-        "corpus", help="build a labelled telephone corpus from TTS voices and Asterisk prompts"
+    corpus = _command(
+        commands,
+        "corpus",
+        help="build a labelled telephone corpus from TTS voices and Asterisk prompts",
     )
     corpus.add_argument("--out", type=Path, required=True, help="output folder")
     corpus.add_argument("--templates", type=Path, help="template CSV (default: the project's)")
@@ -41,75 +59,80 @@ def build_parser() -> argparse.ArgumentParser:
     corpus.add_argument(
         "--held-out", type=float, default=0.25, help="share of templates and voices"
     )
-    corpus.add_argument("--seed", type=int, default=1)
+    corpus.add_argument("--seed", type=int, default=1, help="random seed (same seed, same files)")
     corpus.add_argument("--force", action="store_true", help="write into a non-empty folder")
 
-    imp = commands.add_parser(
-        "import-whisper", help="a CTranslate2 Whisper model into a transformers checkpoint"
+    imp = _command(
+        commands,
+        "import-whisper",
+        help="a CTranslate2 Whisper model into a transformers checkpoint",
     )
     imp.add_argument("--model", default="embedded", help="'embedded' or a CTranslate2 directory")
     imp.add_argument("--out", type=Path, required=True, help="checkpoint folder to write")
     imp.add_argument("--force", action="store_true", help="replace a non-empty folder")
 
-    ft = commands.add_parser("finetune", help="fine-tune Whisper for short-context (2 s) decoding")
+    ft = _command(commands, "finetune", help="fine-tune Whisper for short-context (2 s) decoding")
     ft.add_argument("--checkpoint", type=Path, required=True, help="transformers checkpoint")
     ft.add_argument("--manifest", type=Path, required=True, help="CSV: path,transcription")
     ft.add_argument("--out", type=Path, required=True, help="checkpoint folder to write")
     ft.add_argument("--split", default="train", help="use rows of this split ('' for all)")
     ft.add_argument("--clip-s", type=float, default=2.0, help="seconds of audio per clip")
     ft.add_argument("--max-clips", type=int, help="use only the first N rows")
-    ft.add_argument("--steps", type=int, default=500)
-    ft.add_argument("--batch-size", type=int, default=16)
-    ft.add_argument("--lr", type=float, default=1e-4)
+    ft.add_argument("--steps", type=int, default=500, help="optimiser steps")
+    ft.add_argument("--batch-size", type=int, default=16, help="clips per step")
+    ft.add_argument("--lr", type=float, default=1e-4, help="learning rate")
     ft.add_argument("--lora", action="store_true", help="train LoRA adapters, merged at the end")
-    ft.add_argument("--lora-rank", type=int, default=32)
+    ft.add_argument("--lora-rank", type=int, default=32, help="rank of the LoRA adapters")
     ft.add_argument("--train-decoder", action="store_true", help="train the decoder as well")
     ft.add_argument(
         "--ce-weight", type=float, default=0.0, help="weight of the transcript's cross-entropy"
     )
     ft.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    ft.add_argument("--seed", type=int, default=1)
+    ft.add_argument("--seed", type=int, default=1, help="random seed")
     ft.add_argument("--force", action="store_true", help="replace a non-empty folder")
 
-    ex = commands.add_parser("export", help="a transformers Whisper checkpoint to CTranslate2")
-    ex.add_argument("--checkpoint", type=Path, required=True)
+    ex = _command(commands, "export", help="a transformers Whisper checkpoint to CTranslate2")
+    ex.add_argument("--checkpoint", type=Path, required=True, help="transformers checkpoint")
     ex.add_argument("--out", type=Path, required=True, help="CTranslate2 model folder")
     ex.add_argument("--quantization", default="int8", help="int8, int8_float16, float16, ...")
     ex.add_argument("--force", action="store_true", help="replace an existing model")
 
-    ae = commands.add_parser("asr-eval", help="WER of Whisper models on short clips")
+    ae = _command(commands, "asr-eval", help="WER of Whisper models on short clips")
     ae.add_argument("--manifest", type=Path, required=True, help="CSV: path,transcription")
     ae.add_argument("--model", action="append", required=True, help="'embedded' or a folder")
     ae.add_argument("--split", default="test", help="use rows of this split ('' for all)")
-    ae.add_argument("--clip-s", type=float, default=2.0)
+    ae.add_argument("--clip-s", type=float, default=2.0, help="seconds of audio per clip")
     ae.add_argument(
         "--decoding", choices=("short", "padded", "both"), default="both", help="how to decode"
     )
     ae.add_argument("--out", type=Path, help="JSON file for the results")
 
-    clf = commands.add_parser("classifier", help="train the human/machine classifier")
+    clf = _command(commands, "classifier", help="train the human/machine classifier")
     clf.add_argument("--manifest", type=Path, required=True, help="CSV: text,label or path,label")
     clf.add_argument("--out", type=Path, required=True, help="model file to write (.npz)")
     clf.add_argument("--card", type=Path, help="markdown model card to write")
     clf.add_argument("--force", action="store_true", help="overwrite an existing model")
     clf.add_argument("--windows", default="2,3,4,5", help="seconds of audio to cut recordings at")
-    clf.add_argument("--test-size", type=float, default=0.25)
-    clf.add_argument("--seed", type=int, default=1)
+    clf.add_argument(
+        "--test-size", type=float, default=0.25, help="share held out (without a split column)"
+    )
+    clf.add_argument("--seed", type=int, default=1, help="random seed of the held-out draw")
     clf.add_argument("--C", dest="c", type=float, default=1.0, help="inverse regularisation")
     clf.add_argument("--whisper-model", default="embedded", help="ASR model for recordings")
     clf.add_argument("--source", help="how the data was made, for the model card")
-    ev = commands.add_parser(
-        "evaluate", help="report accuracy against decision time, as JSON, PNG, markdown"
+    ev = _command(
+        commands, "evaluate", help="report accuracy against decision time, as JSON, PNG, markdown"
     )
     ev.add_argument("--manifest", type=Path, required=True, help="CSV: path,label (recordings)")
     ev.add_argument("--out", type=Path, required=True, help="folder for report.json/.md and plots")
     ev.add_argument("--classifier", default="embedded", help="'embedded' or a classifier .npz")
     ev.add_argument("--whisper-model", default="embedded", help="ASR model")
     ev.add_argument("--split", help="only rows of this split (train|test), if the CSV has one")
+    ev.add_argument("--force", action="store_true", help="overwrite a non-empty output folder")
 
-    bulk = commands.add_parser("bulk-eval", help="decide a folder or CSV of recordings into a CSV")
+    bulk = _command(commands, "bulk-eval", help="decide a folder or CSV of recordings into a CSV")
     bulk.add_argument(
-        "source", type=Path, help="a folder of recordings, or a CSV with a path column"
+        "source", type=Path, help="a folder of recordings, or a CSV with a path (or file) column"
     )
     bulk.add_argument(
         "--out", type=Path, required=True, help="results CSV (appended to, resumable)"
@@ -130,6 +153,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    try:
+        return _run(args)
+    except ModuleNotFoundError as exc:
+        extra = EXTRA_OF.get((exc.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(
+            f"amd-train {args.command} needs the '{extra}' extra ({exc.name} is not installed): "
+            f"pip install 'amd-bridge[{extra}]' (torch first, from PyTorch's CPU index where "
+            "there is no GPU: see docs/training.md)",
+            file=sys.stderr,
+        )
+        return 2
+
+
+# What the optional extras bring, by top-level module (pyproject.toml).
+EXTRA_OF = {
+    **dict.fromkeys(
+        ("sklearn", "scipy", "matplotlib", "piper", "torch", "transformers", "peft", "accelerate"),
+        "train",
+    ),
+    "ray": "distributed",
+}
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "synth":
         return _synth(args)
     if args.command == "corpus":
@@ -165,6 +214,9 @@ def _evaluate(args: argparse.Namespace) -> int:
         write_report,
     )
 
+    if args.out.exists() and any(args.out.iterdir()) and not args.force:
+        print(f"amd-train: {args.out} is not empty: use --force to overwrite", file=sys.stderr)
+        return 2
     try:
         report = read_classification_manifest(args.manifest)
         if args.split:
@@ -199,10 +251,12 @@ def _evaluate(args: argparse.Namespace) -> int:
     if report.bad:
         report.write_bad_rows(args.out / "bad-rows.csv")
     two = record["by_decision_time"].get("2.0", {})
+    skipped = f"; {len(report.bad)} rows skipped (bad-rows.csv says why)" if report.bad else ""
     print(
-        f"accuracy at 2.0 s {two.get('accuracy', float('nan')):.3f}; as calls "
+        f"{record['recordings']} recordings: accuracy at 2.0 s "
+        f"{two.get('accuracy', float('nan')):.3f}; as calls "
         f"{calls['accuracy_when_decided']:.3f} when decided, {calls['notsure_share']:.1%} "
-        f"NOTSURE; wrote {', '.join(p.name for p in written)} to {args.out}"
+        f"NOTSURE{skipped}; wrote {', '.join(p.name for p in written)} to {args.out}"
     )
     return 0
 
@@ -256,6 +310,13 @@ def _bulk_eval(args: argparse.Namespace) -> int:
         print(f"amd-train: {exc}", file=sys.stderr)
         return 2
     print(f"\n{progress.done} files decided into {args.out} ({progress.errors} errors)")
+    if progress.errors:  # the rule amd-bridge detect follows: some files failed, exit 1
+        print(
+            f"amd-train: {progress.errors} of {progress.done} files failed "
+            "(their rows have type=error)",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

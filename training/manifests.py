@@ -58,8 +58,14 @@ def _read_csv(path: Path) -> tuple[set[str], list[dict[str, str]]]:
         raise ManifestError(f"cannot open manifest {path}: {exc}") from exc
     with fh:
         reader = csv.DictReader(fh)
-        rows = [{k: (v or "").strip() for k, v in row.items() if k is not None} for row in reader]
-        return set(reader.fieldnames or ()), rows
+        columns = set(reader.fieldnames or ())
+        # The seed's CSVs (and bulk-eval's results) call the recording's column "file".
+        alias = {"file": "path"} if "file" in columns and "path" not in columns else {}
+        rows = [
+            {alias.get(k, k): (v or "").strip() for k, v in row.items() if k is not None}
+            for row in reader
+        ]
+        return {alias.get(c, c) for c in columns}, rows
 
 
 def read_16k(path: Path) -> npt.NDArray[np.float32]:
@@ -76,7 +82,8 @@ def read_classification_manifest(path: Path) -> ManifestReport:
     columns, rows = _read_csv(path)
     if "label" not in columns or not ({"text", "path"} & columns):
         raise ManifestError(
-            f"{path}: needs a 'label' column and a 'text' or 'path' column, has {sorted(columns)}"
+            f"{path}: needs a 'label' column and a 'text' or 'path' (or 'file') column, "
+            f"has {sorted(columns)}"
         )
     report = ManifestReport([], [])
     for n, row in enumerate(rows, start=2):
@@ -108,7 +115,7 @@ def _check(row: dict[str, str], base: Path) -> str | None:
     if row.get("path"):
         return _check_file(row["path"], base)
     if not row.get("text"):
-        return "empty text"
+        return "empty " + " and ".join(c for c in ("path", "text") if c in row)
     return None
 
 

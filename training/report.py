@@ -106,14 +106,19 @@ def write_report(out_dir: Path, record: dict[str, Any]) -> list[Path]:
     written[0].write_text(json.dumps(record, indent=2) + "\n")
     times = record["by_decision_time"]
     xs = [float(t) for t in times]
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    counts = sorted({times[t]["n"] for t in times})
+    n = str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
     ax.plot(xs, [times[t]["accuracy"] for t in times], marker="o", label="accuracy")
     ax.plot(xs, [times[t]["macro_f1"] for t in times], marker="s", label="macro F1")
     ax.set_xlabel("decision time (s of callee audio)")
+    ax.set_ylabel("accuracy, macro F1")
     ax.set_ylim(0, 1.01)
     ax.grid(alpha=0.3)
-    ax.legend()
-    ax.set_title("Deciding at each cut, at 0.5")
+    ax.legend(loc="lower right")
+    ax.set_title(
+        f"Always deciding at that time (HUMAN if P(human) >= 0.5)\n{n} recordings", fontsize=10
+    )
     fig.tight_layout()
     written.append(out_dir / "accuracy_by_time.png")
     fig.savefig(written[-1], dpi=100)
@@ -128,15 +133,19 @@ def write_report(out_dir: Path, record: dict[str, Any]) -> list[Path]:
                 [confusion["true_machine"]["human"], confusion["true_machine"]["machine"]],
             ]
         )
-        fig, ax = plt.subplots(figsize=(3.5, 3.2))
-        ax.imshow(grid, cmap="Blues")
-        for (i, j), value in np.ndenumerate(grid):
-            ax.text(j, i, str(value), ha="center", va="center")
+        fig, ax = plt.subplots(figsize=(3.8, 3.4))
+        ax.imshow(grid, cmap="Blues", vmin=0, vmax=max(int(grid.max()), 1))
+        dark = grid.max() / 2
+        for (i, j), value in np.ndenumerate(grid):  # white on dark cells, black on light
+            color = "white" if value > dark else "black"
+            ax.text(j, i, str(value), ha="center", va="center", color=color, fontsize=13)
         ax.set_xticks([0, 1], ["human", "machine"])
         ax.set_yticks([0, 1], ["human", "machine"])
         ax.set_xlabel("decided")
         ax.set_ylabel("true")
-        ax.set_title(f"At {FIRST_WINDOW_S:.1f} s")
+        ax.set_title(
+            f"Decided at {FIRST_WINDOW_S:.1f} s ({int(grid.sum())} recordings)", fontsize=10
+        )
         fig.tight_layout()
         written.append(out_dir / "confusion_2s.png")
         fig.savefig(written[-1], dpi=100)

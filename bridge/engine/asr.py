@@ -17,12 +17,13 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from bridge.audio.codecs import Float32Array
 from bridge.audio.resampler import TARGET_RATE
-from bridge.errors import ModelError
+from bridge.errors import ConfigError, ModelError
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,32 @@ class AsrOutput:
     looped: bool
 
 
+def model_languages(hf_tokenizer: Any, multilingual: bool) -> list[str]:
+    """The language codes a Whisper model's own tokenizer has a token for."""
+    from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+    if not multilingual:
+        return ["en"]
+    return [c for c in _LANGUAGE_CODES if hf_tokenizer.token_to_id(f"<|{c}|>") is not None]
+
+
+def check_language(language: str, known: Sequence[str], model_dir: Path) -> None:
+    """At start, not at the first clip: a language the model cannot transcribe is a
+    configuration error that says what is accepted."""
+    if language in known:
+        return
+    if known == ["en"]:
+        raise ConfigError(
+            f"AMD_LANGUAGE={language!r}: the Whisper model at {model_dir} is English-only; "
+            "use 'en', or a multilingual model for other languages"
+        )
+    raise ConfigError(
+        f"AMD_LANGUAGE={language!r}: not a language of the Whisper model at {model_dir} "
+        f"(language detection is not done; use one of its {len(known)} codes: "
+        f"{', '.join(known)})"
+    )
+
+
 class ShortContextWhisper:
     """Batched transcription of short clips with a CTranslate2 Whisper model."""
 
@@ -78,6 +105,7 @@ class ShortContextWhisper:
             raise ModelError(f"could not load Whisper model from {model_dir}: {exc}") from exc
         self.compute_type = compute_type
         multilingual = bool(self.model.is_multilingual)
+        check_language(options.language, model_languages(hf_tokenizer, multilingual), model_dir)
         self.tokenizer = Tokenizer(
             hf_tokenizer,
             multilingual,
