@@ -4,8 +4,8 @@ their bad rows, a fixed train/test split, WER, corpus splits and phrases."""
 from __future__ import annotations
 
 import contextlib
-import sys
 import struct
+import sys
 import wave
 from pathlib import Path
 
