@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Rebuild the committed default classifier from nothing but packages, and the
 # short-context Whisper beside it: the corpus, the fine-tuned Whisper (kept in $BUILD:
-# it transcribes better but did not decide better, see the README), its WER against the
+# it transcribes better but did not decide better, see docs/training.md), its WER against the
 # stock model, the classifier on what WHISPER (default: the embedded model) hears, and
 # the evaluation report. About 30 minutes on a 2-core CPU; DEVICE=cuda fine-tunes on a GPU.
 # Needs: pip install torch==2.13.0 && pip install -e '.[train]', Debian's espeak-ng and
@@ -28,4 +28,4 @@ train classifier --manifest "$build/corpus/manifest.csv" --whisper-model "$whisp
     --out models/amd-classifier.npz --card models/amd-classifier.md --force \
     --source "amd-train corpus --variants 6 --seed 1 (scripts/train_defaults.sh): the 217 templates of training/data/openers.csv spoken by piper's joe at three pitches and 36 espeak-ng voices, plus 9 greetings composed of Asterisk's recorded prompts, through a telephone channel (300-3400 Hz, 8 kHz, mu-law or A-law, SNR 15 dB to clean, -12 to 0 dB); 1356 recordings; held out: 55 templates spoken only by 10 held-out voices; transcribed by the embedded tiny.en"
 train evaluate --manifest "$build/corpus/manifest.csv" --split test --whisper-model "$whisper" \
-    --out "$build/report"
+    --out "$build/report" --force
