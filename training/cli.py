@@ -120,6 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
     clf.add_argument("--C", dest="c", type=float, default=1.0, help="inverse regularisation")
     clf.add_argument("--whisper-model", default="embedded", help="ASR model for recordings")
     clf.add_argument("--source", help="how the data was made, for the model card")
+    clf.add_argument(
+        "--no-refit",
+        action="store_true",
+        help="save the model fit on the training side only, not refit on all rows, so that "
+        "`amd-train evaluate --split test` on the same manifest is a held-out figure",
+    )
     ev = _command(
         commands, "evaluate", help="report accuracy against decision time, as JSON, PNG, markdown"
     )
@@ -428,7 +434,9 @@ def _classifier(args: argparse.Namespace) -> int:
         source = args.source or f"{args.manifest.name}, {len(report.rows)} rows"
         if any(e.window_s for e in examples):
             source += f", cut at {args.windows} s"
-        clf, record = train_and_report(examples, args.test_size, args.seed, args.c, source)
+        clf, record = train_and_report(
+            examples, args.test_size, args.seed, args.c, source, refit=not args.no_refit
+        )
     except (AmdError, ValueError) as exc:  # models that do not load, unusable data
         print(f"amd-train: {exc}", file=sys.stderr)
         return 2
