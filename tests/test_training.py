@@ -84,7 +84,7 @@ def test_synthesised_recordings_train_a_timing_model_the_runtime_loads(tmp_path)
     with (tmp_path / "clf.bad-rows.csv").open() as fh:
         reasons = [row["reason"] for row in csv.DictReader(fh)]
     assert len(reasons) == 2
-    assert "does not exist" in reasons[0] and "cannot decode" in reasons[1]
+    assert "does not exist" in reasons[0] and "not an audio file" in reasons[1]
     detector = Detector(embedded_whisper_dir(), out, AsrOptions())
     assert detector.classifier.model.uses_timing
     [result] = detector.analyze_batch([np.zeros(32000, np.float32)])
