@@ -147,7 +147,7 @@ async def _clients(port: int, calls: int, cut_share: float, ramp_s: float, audio
 class StubEngine:
     """An engine that answers MACHINE after 20 ms and computes nothing."""
 
-    def analyze_batch(self, clips):  # type: ignore[no-untyped-def]
+    def analyze_batch(self, clips, heard_before=None):  # type: ignore[no-untyped-def]
         from bridge.session import AnalysisResult, TimingFeatures
 
         time.sleep(0.02)

@@ -215,13 +215,20 @@ async def measure_rate(
     }
 
 
-async def run(rates: list[float], seconds: float, seed: int) -> dict[str, Any]:
+async def run(
+    rates: list[float], seconds: float, seed: int, extra: dict[str, str]
+) -> dict[str, Any]:
     from bridge.engine import build_detector
     from bridge.server import running_service
     from bridge.settings import Settings
 
     settings = Settings.load(
-        environ={"AMD_HTTP_PORT": "0", "AMD_AUDIOSOCKET_PORT": "0", "AMD_LOG_LEVEL": "WARNING"}
+        environ={
+            "AMD_HTTP_PORT": "0",
+            "AMD_AUDIOSOCKET_PORT": "0",
+            "AMD_LOG_LEVEL": "WARNING",
+            **extra,
+        }
     )
     detector = build_detector(settings)
     audio = recordings()
@@ -243,20 +250,29 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="arrivals last this long")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--code", type=Path, help="import bridge from this checkout instead")
+    parser.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        metavar="AMD_NAME=VALUE",
+        help="a service setting other than its default (repeatable)",
+    )
     args = parser.parse_args()
     sys.path.insert(0, str((args.code or HERE.parent).resolve()))
     import bridge
     from bridge.cli.main import run_loop
 
     rates = [float(r) for r in args.rates.split(",")]
+    extra = dict(item.split("=", 1) for item in args.setting)
     reports: list[dict[str, Any]] = []
 
     async def go() -> None:
-        reports.append(await run(rates, args.seconds, args.seed))
+        reports.append(await run(rates, args.seconds, args.seed, extra))
 
     run_loop(go())
     report = reports[0]
     report["code"] = str(Path(bridge.__file__).parent.parent)
+    report["settings"] = extra
     print(json.dumps({k: v for k, v in report.items() if k != "rows"}))
 
 

@@ -48,8 +48,10 @@ class Settings:
     asr_beam_size: int = _opt(1, "beam size for decoding")
     vad_threshold: float = _opt(0.5, "speech probability threshold of the VAD")
     # Engine throughput
-    asr_threads: int = _opt(0, "CTranslate2 threads per worker (0: its default)")
-    engine_workers: int = _opt(1, "batches that may run at once")
+    asr_threads: int = _opt(
+        0, "CTranslate2 threads per worker (0: the CPU cores shared out among the workers)"
+    )
+    engine_workers: int = _opt(2, "batches that may run at once")
     batch_size: int = _opt(16, "most clips in one batch")
     batch_wait_ms: float = _opt(5.0, "how long a clip waits for others to join its batch")
     engine_queue: int = _opt(1024, "most clips waiting for the engine before new ones fail")
@@ -125,7 +127,7 @@ class Settings:
         return AsrOptions(
             device=self._resolved_device(),
             compute_type=self.compute_type,
-            threads=self.asr_threads,
+            threads=self.asr_threads or self.threads_per_worker(),
             workers=self.engine_workers,
             language=self.language,
             pad_to_30s=self.asr_pad == "30s",
@@ -133,6 +135,12 @@ class Settings:
             beam_size=self.asr_beam_size,
             tokens_per_second=self.asr_tokens_per_s,
         )
+
+    def threads_per_worker(self) -> int:
+        """The cores shared out among the engine's workers, so that two batches do not
+        fight over the same cores (measured: benchmarks/capacity.py, docs/benchmarks.md)."""
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+        return max(1, (cores or os.cpu_count() or 1) // self.engine_workers)
 
     @property
     def ami(self) -> AmiConfig | None:

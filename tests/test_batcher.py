@@ -23,7 +23,8 @@ class FakeEngine:
         self.delay_s = delay_s
         self.fail = fail
 
-    def __call__(self, clips):
+    def __call__(self, clips, heard_before):
+        assert len(heard_before) == len(clips)
         self.threads.add(threading.current_thread().name)
         self.batches.append(len(clips))
         time.sleep(self.delay_s)

@@ -128,9 +128,9 @@ class SlowDetector:
     def __getattr__(self, name: str):
         return getattr(self._detector, name)
 
-    def analyze_batch(self, clips):
+    def analyze_batch(self, clips, heard_before=None):
         time.sleep(0.2 * len(clips))
-        return self._detector.analyze_batch(clips)
+        return self._detector.analyze_batch(clips, heard_before)
 
 
 def test_a_model_slower_than_the_live_deadline_makes_detect_slow_not_wrong(detector, speech_wav):

@@ -103,3 +103,41 @@ def test_mu_law_call_through_the_session_gets_the_right_status(
     assert decision.status is status, decision
     assert 2.0 <= decision.decision_audio_s <= 5.0
     assert decision.elapsed_ms is not None and decision.compute_ms is not None
+
+
+def test_an_ask_that_heard_only_silence_since_the_last_keeps_its_transcript(detector, speech_wav):
+    """Whisper runs again only when something was said since the call's last ask: a
+    person who said "Hello? Who's this?" and waits costs the VAD and the classifier,
+    not another transcription. Speech that goes on past the earlier clip is heard anew."""
+    from bridge.session import EarlierHearing
+
+    opener = clip_16k(speech_wav(HUMAN_OPENER, total_s=4.0), 4.0)
+    greeting = clip_16k(speech_wav(MACHINE_GREETING, total_s=4.0), 4.0)
+    first_human, first_machine = detector.analyze_batch([opener[:40000], greeting[:32000]])
+    later = detector.analyze_batch(
+        [opener, greeting],
+        [
+            EarlierHearing(first_human.transcript, 2.5),
+            EarlierHearing(first_machine.transcript, 2.0),
+        ],
+    )
+    assert later[0].asr_reused and later[0].transcript == first_human.transcript
+    assert later[0].timing.clip_s == pytest.approx(4.0)  # timing is measured anew
+    assert not later[1].asr_reused, "the greeting went on after 2 s"
+    assert len(later[1].transcript) > len(first_machine.transcript)
+
+
+@pytest.mark.parametrize(
+    ("speech_end_s", "earlier_s", "reused"),
+    [(1.2, 2.0, True), (1.85, 2.0, False), (2.6, 2.0, False), (None, 2.0, True)],
+)
+def test_nothing_new_needs_silence_at_the_end_of_the_earlier_clip(speech_end_s, earlier_s, reused):
+    from bridge.engine.detector import nothing_new
+    from bridge.session import EarlierHearing, TimingFeatures
+
+    if speech_end_s is None:
+        timing = TimingFeatures(3.0, 0.0, 3.0, 0, 3.0)
+    else:
+        timing = TimingFeatures(0.3, speech_end_s - 0.3, 3.0 - speech_end_s, 1, 3.0)
+    assert nothing_new(timing, EarlierHearing("hello", earlier_s)) is reused
+    assert nothing_new(timing, None) is False

@@ -328,3 +328,14 @@ def test_with_fill_stalls_time_without_frames_is_silence_and_reaches_the_window(
         clock[0] += 0.02
         plain.feed(FRAME, clock[0])
     assert plain.check_timeouts(clock[0] + 1.1) is None
+
+
+def test_a_repeated_ask_carries_what_the_last_one_heard(clock):
+    session = new_session(clock)
+    first = feed_until_request(session, clock)
+    assert first.heard_before is None
+    assert session.on_result(result(0.6, text="hello who"), clock[0]) is None
+    second = feed_until_request(session, clock)
+    assert second.heard_before is not None
+    assert second.heard_before.transcript == "hello who"
+    assert second.heard_before.audio_s == pytest.approx(first.audio_s)

@@ -19,11 +19,14 @@ from dataclasses import dataclass, field
 
 from bridge.audio.codecs import Float32Array
 from bridge.errors import EngineError
-from bridge.session.decision import AnalysisResult
+from bridge.session.decision import AnalysisResult, EarlierHearing
 
 log = logging.getLogger(__name__)
 
-AnalyzeBatch = Callable[[Sequence[Float32Array]], list[AnalysisResult]]
+# Clips, and for each what an earlier analysis of its call heard (None: nothing yet).
+AnalyzeBatch = Callable[
+    [Sequence[Float32Array], Sequence[EarlierHearing | None]], list[AnalysisResult]
+]
 
 
 @dataclass
@@ -51,6 +54,7 @@ class BatchStats:
 @dataclass
 class _Pending:
     clip: Float32Array
+    heard_before: EarlierHearing | None
     future: asyncio.Future[AnalysisResult]
     queued_at: float
 
@@ -93,7 +97,9 @@ class BatchingEngine:
         """Clips waiting for a batch (not yet running)."""
         return len(self._pending)
 
-    async def analyze(self, clip: Float32Array) -> AnalysisResult:
+    async def analyze(
+        self, clip: Float32Array, heard_before: EarlierHearing | None = None
+    ) -> AnalysisResult:
         """Analyse one clip, batched with whatever else arrives meanwhile."""
         if self._closed:
             raise EngineError("engine is shut down")
@@ -102,7 +108,7 @@ class BatchingEngine:
             raise EngineError(f"engine queue full ({self.max_queue} clips waiting)")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[AnalysisResult] = loop.create_future()
-        self._pending.append(_Pending(clip, future, time.perf_counter()))
+        self._pending.append(_Pending(clip, heard_before, future, time.perf_counter()))
         if len(self._pending) >= self.max_batch:
             self._dispatch()
         elif self._timer is None:
@@ -143,7 +149,10 @@ class BatchingEngine:
             self.on_batch([started - p.queued_at for p in live])
         try:
             results = await loop.run_in_executor(
-                self._executor, self._analyze_batch, [p.clip for p in live]
+                self._executor,
+                self._analyze_batch,
+                [p.clip for p in live],
+                [p.heard_before for p in live],
             )
         except Exception as exc:
             self.stats.failed_batches += 1

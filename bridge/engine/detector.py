@@ -16,7 +16,7 @@ from bridge.audio.codecs import Float32Array
 from bridge.engine.asr import AsrOptions, AsrOutput, ShortContextWhisper
 from bridge.engine.classifier import AmdClassifier
 from bridge.engine.vad import SpeechTimer
-from bridge.session.decision import AnalysisResult, TimingFeatures
+from bridge.session.decision import AnalysisResult, EarlierHearing, TimingFeatures
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,7 @@ class Heard:
 
     asr: AsrOutput
     timing: TimingFeatures
+    reused: bool = False  # the transcript is an earlier clip's (nothing new was said)
 
 
 class Transcriber:
@@ -46,11 +47,39 @@ class Transcriber:
             self._local.timer = timer
         return timer
 
-    def hear_batch(self, clips: Sequence[Float32Array]) -> list[Heard]:
+    def hear_batch(
+        self,
+        clips: Sequence[Float32Array],
+        heard_before: Sequence[EarlierHearing | None] | None = None,
+    ) -> list[Heard]:
+        """Timing for every clip; Whisper only for those that said something new (an
+        ask that heard only silence since the last one keeps that one's transcript)."""
         timer = self._timer()
         timings = [timer.timing(c) for c in clips]
-        texts = self.asr.transcribe_batch(clips)
-        return [Heard(a, t) for a, t in zip(texts, timings, strict=True)]
+        earlier = list(heard_before) if heard_before is not None else [None] * len(clips)
+        reused = [nothing_new(t, e) for t, e in zip(timings, earlier, strict=True)]
+        fresh = iter(
+            self.asr.transcribe_batch([c for c, r in zip(clips, reused, strict=True) if not r])
+        )
+        texts = [
+            AsrOutput(e.transcript, looped=False) if r and e is not None else next(fresh)
+            for r, e in zip(reused, earlier, strict=True)
+        ]
+        return [Heard(a, t, r) for a, t, r in zip(texts, timings, reused, strict=True)]
+
+
+# Speech must have ended this long before the earlier clip did for its transcript to
+# stand: a word cut at the clip's edge is heard whole only in the longer clip.
+NOTHING_NEW_GAP_S = 0.2
+
+
+def nothing_new(timing: TimingFeatures, earlier: EarlierHearing | None) -> bool:
+    """Whether a clip holds no speech beyond what an earlier, shorter clip of the same
+    call held (with ``NOTHING_NEW_GAP_S`` of silence at that clip's end)."""
+    if earlier is None:
+        return False
+    speech_end = timing.clip_s - timing.trailing_silence_s
+    return not timing.has_speech or speech_end <= earlier.audio_s - NOTHING_NEW_GAP_S
 
 
 @dataclass(frozen=True)
@@ -87,10 +116,15 @@ class Detector:
             classifier_path,
         )
 
-    def analyze_batch(self, clips: Sequence[Float32Array]) -> list[AnalysisResult]:
-        """Transcribe, time and classify clips; one result per clip, in order."""
+    def analyze_batch(
+        self,
+        clips: Sequence[Float32Array],
+        heard_before: Sequence[EarlierHearing | None] | None = None,
+    ) -> list[AnalysisResult]:
+        """Transcribe, time and classify clips; one result per clip, in order.
+        ``heard_before``: per clip, what an earlier analysis of its call heard."""
         t0 = time.perf_counter()
-        heard = self.transcriber.hear_batch(clips)
+        heard = self.transcriber.hear_batch(clips, heard_before)
         probs = self.classifier.proba_human_batch(
             [h.asr.text for h in heard], [h.timing for h in heard]
         )
@@ -103,6 +137,7 @@ class Detector:
                 compute_ms=compute_ms,
                 batch_size=len(clips),
                 asr_looped=h.asr.looped,
+                asr_reused=h.reused,
             )
             for h, p in zip(heard, probs, strict=True)
         ]

@@ -29,7 +29,7 @@ from bridge.audio import AudioChunk, AudioFormat, CallAudio
 from bridge.audio.codecs import Float32Array
 from bridge.audio.resampler import TARGET_RATE
 from bridge.errors import ConfigError
-from bridge.session.decision import AnalysisResult, Cause, Decision, Status
+from bridge.session.decision import AnalysisResult, Cause, Decision, EarlierHearing, Status
 from bridge.session.message_end import MessageEnd, MessageEndKind, MessageEndPolicy, message_end
 from bridge.tones import ToneEvent, ToneKind, ToneTracker
 from bridge.tones.spectrum import RELAXED_BATCH_FRAMES
@@ -80,6 +80,7 @@ class AnalysisRequest:
     clip: Float32Array  # 16 kHz mono float32, the callee audio from the start
     audio_s: float  # callee audio time this clip covers
     final: bool  # the last chance: below the threshold means NOTSURE
+    heard_before: EarlierHearing | None = None  # this call's previous analysis, if any
 
 
 # What an input to the session may produce.
@@ -127,6 +128,7 @@ class CallSession:
         self._request_at: float | None = None
         self._request_final = False
         self._requested_audio_s = 0.0
+        self._heard: EarlierHearing | None = None
         self._ended = False
         # Until a greeting's end is awaited, tones are reported up to 100 ms late
         # (fax and SIT are not in a hurry) for less CPU.
@@ -271,6 +273,7 @@ class CallSession:
                 self._from_result(Status.NOTSURE, Cause.LOWCONFIDENCE, result, elapsed_ms)
             )
         self.state = SessionState.LISTENING
+        self._heard = EarlierHearing(result.transcript, audio_s)
         self._next_checkpoint = min(audio_s + self.policy.step_s, self.policy.max_window_s)
         if self._ended:
             return self._request(now, final=True)
@@ -353,7 +356,7 @@ class CallSession:
         self._request_final = final
         self._requested_audio_s = self.audio_s
         clip = self._buffer[: self._filled].copy()
-        return AnalysisRequest(self.call_id, clip, self._requested_audio_s, final)
+        return AnalysisRequest(self.call_id, clip, self._requested_audio_s, final, self._heard)
 
     def _from_result(
         self, status: Status, cause: Cause, result: AnalysisResult, elapsed_ms: float

@@ -69,6 +69,16 @@ TIMING_FEATURE_NAMES = (
 
 
 @dataclass(frozen=True)
+class EarlierHearing:
+    """What an earlier analysis of the same call heard: its transcript, and how much
+    of the call's audio that clip held. When the later clip has no speech past that
+    point, the engine reuses the transcript instead of running Whisper again."""
+
+    transcript: str
+    audio_s: float
+
+
+@dataclass(frozen=True)
 class AnalysisResult:
     """The engine's answer for one clip."""
 
@@ -78,6 +88,7 @@ class AnalysisResult:
     compute_ms: float  # time spent in the batch that held this clip
     batch_size: int = 1
     asr_looped: bool = False  # the repetition guard cut the transcript
+    asr_reused: bool = False  # nothing new was said: the earlier transcript stands
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,12 @@ from bridge.audio import AudioChunk, AudioFormat
 from bridge.audio.codecs import Float32Array
 from bridge.errors import EngineError
 from bridge.session.call import AnalysisRequest, CallSession, DecisionPolicy, Step
-from bridge.session.decision import AnalysisResult, Decision
+from bridge.session.decision import AnalysisResult, Decision, EarlierHearing
 from bridge.session.message_end import MessageEnd
 
 log = logging.getLogger(__name__)
-Analyze = Callable[[Float32Array], Awaitable[AnalysisResult]]
+# The engine: a clip, and what an earlier analysis of the same call heard (or None).
+Analyze = Callable[[Float32Array, EarlierHearing | None], Awaitable[AnalysisResult]]
 FRAME_S = 0.020
 # A recording has no caller waiting: batch commands give each analysis at least
 # this long, queue wait included, so a model slower than the queue makes a batch
@@ -71,7 +72,7 @@ async def settle(
     """
     while isinstance(step, AnalysisRequest):
         try:
-            result = await asyncio.wait_for(analyze(step.clip), timeout_s)
+            result = await asyncio.wait_for(analyze(step.clip, step.heard_before), timeout_s)
         except (asyncio.TimeoutError, EngineError) as exc:
             step = session.on_error(exc, clock())
         except Exception as exc:
