@@ -193,21 +193,17 @@ async def evaluate(
 
 def in_process_decider(settings, engine):  # type: ignore[no-untyped-def]
     """Decide a file with the service's call session and the shared batching engine."""
-    from bridge.session.recording import batch_analysis_timeout, decide_recording
+    from bridge.cli.detect import decide_file, files_at_once
 
-    timeout_s = batch_analysis_timeout(settings.analysis_timeout_s)
     # Files in flight: what the engine takes at once, however many the caller starts.
-    in_flight = asyncio.Semaphore(max(settings.batch_size, 1) * settings.engine_workers)
+    in_flight = asyncio.Semaphore(files_at_once(settings))
 
     async def decide(file: str) -> dict[str, object]:
         async with in_flight:
             try:
-                fmt, data = await asyncio.to_thread(read_audio_file, Path(file))
+                decision = await decide_file(Path(file), settings, engine.analyze)
             except AmdError as exc:
                 return error_row(file, str(exc))
-            decision = await decide_recording(
-                file, fmt, data, settings.policy, engine.analyze, timeout_s
-            )
         return decided_row(file, decision)
 
     return decide

@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 
-from bridge.cli.audio_files import read_audio_file
 from bridge.engine.classifier import AmdClassifier
 from bridge.errors import AudioFileError
 from bridge.session.decision import Status
@@ -50,27 +49,18 @@ def by_decision_time(clf: AmdClassifier, examples: Sequence[Example]) -> dict[st
 
 async def as_calls(report: ManifestReport, settings, detector) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     """Stream each recording through the service's call session."""
+    from bridge.cli.detect import decide_file, files_at_once
     from bridge.engine import build_batching_engine
-    from bridge.session.recording import batch_analysis_timeout, decide_recording
 
     engine = build_batching_engine(settings, detector)
-    limit = asyncio.Semaphore(settings.batch_size * settings.engine_workers)
+    limit = asyncio.Semaphore(files_at_once(settings))
 
     async def one(path: Path, label: str) -> tuple[str, Any] | None:
         async with limit:
             try:
-                fmt, data = await asyncio.to_thread(read_audio_file, path)
+                return label, await decide_file(path, settings, engine.analyze)
             except AudioFileError:
                 return None
-            decision = await decide_recording(
-                str(path),
-                fmt,
-                data,
-                settings.policy,
-                engine.analyze,
-                batch_analysis_timeout(settings.analysis_timeout_s),
-            )
-            return label, decision
 
     try:
         rows = [r for r in report.rows if r.path is not None]

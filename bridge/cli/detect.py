@@ -14,7 +14,7 @@ from bridge.cli.audio_files import read_audio_file
 from bridge.engine import BatchingEngine, Detector, build_batching_engine
 from bridge.errors import AudioFileError
 from bridge.session.decision import Decision, round_or_none
-from bridge.session.recording import batch_analysis_timeout, decide_recording
+from bridge.session.recording import Analyze, batch_analysis_timeout, decide_recording
 from bridge.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,25 @@ def decision_record(file: str, decision: Decision) -> dict[str, Any]:
     }
 
 
+def files_at_once(settings: Settings) -> int:
+    """Recordings a batch command keeps in flight: what the engine takes at once."""
+    return max(settings.batch_size, 1) * settings.engine_workers
+
+
+async def decide_file(path: Path, settings: Settings, analyze: Analyze) -> Decision:
+    """The decision a call with this recording would get, without the live deadline
+    (``batch_analysis_timeout``). Raises ``AudioFileError`` for a file it cannot read."""
+    fmt, data = await asyncio.to_thread(read_audio_file, path)
+    return await decide_recording(
+        str(path),
+        fmt,
+        data,
+        settings.policy,
+        analyze,
+        batch_analysis_timeout(settings.analysis_timeout_s),
+    )
+
+
 async def detect_files(
     paths: Sequence[Path], settings: Settings, detector: Detector, out: TextIO
 ) -> int:
@@ -40,7 +59,7 @@ async def detect_files(
     At most what the engine takes at once (``batch_size`` x ``engine_workers``) is in
     flight; each analysis may wait its turn (``batch_analysis_timeout``)."""
     engine = build_batching_engine(settings, detector)
-    limit = asyncio.Semaphore(max(settings.batch_size, 1) * settings.engine_workers)
+    limit = asyncio.Semaphore(files_at_once(settings))
     try:
         tasks = [asyncio.ensure_future(_one(p, settings, engine, limit)) for p in paths]
         failures = 0
@@ -60,18 +79,10 @@ async def _one(
     async with limit:
         t0 = time.perf_counter()
         try:
-            fmt, data = await asyncio.to_thread(read_audio_file, path)
+            decision = await decide_file(path, settings, engine.analyze)
         except AudioFileError as exc:
             log.warning("%s", exc)
             return {"file": str(path), "error": str(exc)}
-        decision = await decide_recording(
-            str(path),
-            fmt,
-            data,
-            settings.policy,
-            engine.analyze,
-            batch_analysis_timeout(settings.analysis_timeout_s),
-        )
         record = decision_record(str(path), decision)
         log.debug("%s decided in %.1f ms wall", path, (time.perf_counter() - t0) * 1000)
         return record

@@ -136,21 +136,28 @@ def _atof(text: str) -> float:
     return 0.0
 
 
+def _operand(text: str) -> tuple[str, int, bool] | None:
+    """One operand of cond: a single-quoted string (followed by a space) or a word up
+    to the next space; its text, where the rest starts, and whether it was quoted."""
+    if text.startswith("'"):
+        found = _quoted(text, 0)
+        if found is None:
+            return None
+        value, rest = found
+        if rest >= len(text) or text[rest] not in _SPACE:
+            return None
+        return value, rest, True
+    if " " not in text:
+        return None
+    return text.split(" ", 1)[0], text.index(" ") + 1, False
+
+
 def cond(cmd: str) -> str:
     """The ``cond`` API command."""
-    if cmd.startswith("'"):
-        found = _quoted(cmd, 0)
-        if found is None:
-            return "-ERR"
-        a, rest = found
-        if rest >= len(cmd) or cmd[rest] not in _SPACE:
-            return "-ERR"
-        a_quoted = True
-    else:
-        if " " not in cmd:
-            return "-ERR"
-        a, rest = cmd.split(" ", 1)[0], cmd.index(" ") + 1
-        a_quoted = False
+    first = _operand(cmd)
+    if first is None:
+        return "-ERR"
+    a, rest, a_quoted = first
     expr = cmd[rest:].lstrip(_SPACE)
     ops = {"==": "eq", "!=": "ne", ">=": "ge", "<=": "le", ">": "gt", "<": "lt"}
     op = next((o for o in ops if expr.startswith(o)), None)
@@ -158,19 +165,10 @@ def cond(cmd: str) -> str:
         return "-ERR"
     # cond skips one character after the operator without looking at it
     expr = expr[len(op) + 1 :].lstrip(_SPACE)
-    if expr.startswith("'"):
-        found = _quoted(expr, 0)
-        if found is None:
-            return "-ERR"
-        b, rest = found
-        if rest >= len(expr) or expr[rest] not in _SPACE:
-            return "-ERR"
-        b_quoted = True
-    else:
-        if " " not in expr:
-            return "-ERR"
-        b, rest = expr.split(" ", 1)[0], expr.index(" ") + 1
-        b_quoted = False
+    second = _operand(expr)
+    if second is None:
+        return "-ERR"
+    b, rest, b_quoted = second
     expr = expr[rest:].lstrip(_SPACE)
     if not expr.startswith("?"):
         return "-ERR"
