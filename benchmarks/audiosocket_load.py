@@ -78,7 +78,7 @@ async def _clients(port: int, calls: int, cut_share: float, ramp_s: float, audio
         for k in range(calls)
     ]
     live: dict[int, dict] = {}
-    results = {"hangup": 0, "cut": 0, "error": 0, "silence_frames": 0}
+    results = {"hangup": 0, "cut": 0, "error": 0, "silence_frames": 0, "silence_bytes": 0}
     lateness: list[float] = []
 
     async def call(k: int, plan: dict) -> None:
@@ -97,6 +97,7 @@ async def _clients(port: int, calls: int, cut_share: float, ramp_s: float, audio
                 await reader.readexactly(length)
                 if kind == 0x10:
                     results["silence_frames"] += 1
+                    results["silence_bytes"] += length
                 elif kind == 0x00:
                     results["hangup"] += 1
                     return
@@ -218,7 +219,9 @@ async def run_load(calls: int, cut_share: float, ramp_s: float, engine: str) -> 
         decided_at = samples.get("amd_decision_audio_seconds_sum", 0) / max(count, 1)
         statuses = {s: handler.outcomes[s] for s in ("MACHINE", "HUMAN", "NOTSURE", "HANGUP")}
         decided = sum(statuses.values())
-        audio_s = result["silence_frames"] * TICK_S  # every frame received was answered
+        # The audio the service took in, as the silence it answered with (it answers
+        # 100 ms at a time: up to 0.1 s a call goes unanswered, so this errs high).
+        audio_s = result["silence_bytes"] / (FRAME_BYTES / TICK_S)
         return {
             "calls": calls,
             "engine": engine,

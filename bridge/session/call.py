@@ -92,6 +92,11 @@ Step = AnalysisRequest | Decision | MessageEnd | None
 # gaps are jitter: the audio comes late, and filling them would shift what follows.
 STALL_S = 0.5
 
+# Until a call is decided, its audio reaches the tone detector and the resampler in
+# pieces of this length rather than frame by frame (fax and SIT tones are reported up
+# to this much later; an analysis takes what has gathered first).
+GATHER_S = 0.1
+
 # Audio shorter than this cannot hold a word; an end of stream before it is NOAUDIO.
 MIN_ANALYSIS_S = 0.1
 
@@ -137,6 +142,12 @@ class CallSession:
         self.message_end: MessageEnd | None = None
         self.watch_over = False  # the watch ended (with ``message_end``, or None on hang-up)
         self._stall_filled_at = now
+        # Until the decision: input-rate samples not yet given to the tone detector and
+        # the resampler (``_hear``), at most GATHER_S of them.
+        self._untoned: list[Float32Array] = []
+        self._untoned_samples = 0
+        self._unresampled: list[Float32Array] = []
+        self._gather_samples = round(GATHER_S * fmt.rate)
 
     @property
     def audio_s(self) -> float:
@@ -156,18 +167,43 @@ class CallSession:
         return self._hear(samples, before, chunk.duration, now)
 
     def _hear(self, samples: Float32Array, before: float, duration: float, now: float) -> Step:
-        """Samples at the input rate, received (or stood for by a stall) from ``before``."""
-        found = self.tones.feed(samples) if self.tones is not None else []
+        """Samples at the input rate, received (or stood for by a stall) from ``before``.
+
+        Until the call is decided, samples gather for ``GATHER_S`` before the tone
+        detector and the resampler see them (the per-frame work was most of the media
+        path's cost); an analysis takes whatever has gathered first. While a greeting's
+        end is watched for, every frame goes to the tone detector at once."""
         if self.state is SessionState.DECIDED:
+            if self.tones is not None:
+                self._tones_catch_up()  # what gathered before the decision comes first
+                self.tones.feed(samples)
             return self._check_message_end()
         if before >= self.policy.max_window_s:
             self.dropped_s += duration
         else:
-            self._append(self._audio.resample(samples))
-        tone = next((e for e in found if e.kind in (ToneKind.FAX, ToneKind.SIT)), None)
-        if tone is not None:
-            return self._decide_on_tone(tone)
+            self._unresampled.append(samples)
+        if self.tones is not None:
+            self._untoned.append(samples)
+            self._untoned_samples += len(samples)
+            if self._untoned_samples >= self._gather_samples:
+                tone = self._tones_catch_up()
+                if tone is not None:
+                    return self._decide_on_tone(tone)
         return self._maybe_request(now)
+
+    def _tones_catch_up(self) -> ToneEvent | None:
+        """Give the tone detector what gathered; the fax or SIT tone it found, if any."""
+        if self.tones is None or not self._untoned:
+            return None
+        found = self.tones.feed(_joined(self._untoned))
+        self._untoned.clear()
+        self._untoned_samples = 0
+        return next((e for e in found if e.kind in (ToneKind.FAX, ToneKind.SIT)), None)
+
+    def _resample_gathered(self) -> None:
+        if self._unresampled:
+            self._append(self._audio.resample(_joined(self._unresampled)))
+            self._unresampled.clear()
 
     def watch_message_end(self, now: float) -> MessageEnd | None:
         """After a MACHINE decision by the engine: keep listening until the greeting
@@ -186,6 +222,7 @@ class CallSession:
         ):
             self._end_watch(None)
             return None
+        self._tones_catch_up()  # decided: a fax or SIT tone found now changes nothing
         self.watching = True
         self.tones.hurry()
         self._last_audio_at = now
@@ -212,6 +249,7 @@ class CallSession:
         if self.state is SessionState.DECIDED or self._ended:
             return None
         self._ended = True
+        self._resample_gathered()
         self._append(self._audio.flush())
         if self.state is SessionState.ANALYZING:
             self._request_final = True  # the answer in flight is the last one
@@ -351,6 +389,7 @@ class CallSession:
         return self._request(now, final=final)
 
     def _request(self, now: float, final: bool) -> AnalysisRequest:
+        self._resample_gathered()
         self.state = SessionState.ANALYZING
         self._request_at = now
         self._request_final = final
@@ -373,9 +412,14 @@ class CallSession:
         )
 
     def _decide(self, decision: Decision) -> Decision:
+        self._unresampled.clear()  # the clip is no longer needed
         self.state = SessionState.DECIDED
         self.decision = decision
         self._buffer = np.zeros(0, dtype=np.float32)  # free the audio at once
         self._filled = 0
         self._capacity = 0
         return decision
+
+
+def _joined(pieces: list[Float32Array]) -> Float32Array:
+    return pieces[0] if len(pieces) == 1 else np.concatenate(pieces)

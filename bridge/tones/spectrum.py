@@ -23,10 +23,11 @@ WINDOW_S = 0.064
 HOP_S = 0.010
 BIN_HZ = 1 / WINDOW_S  # 15.6 Hz at every rate
 # Frames are computed this many at a time (numpy's per-call cost dominates one
-# frame's work): 4 (40 ms) keeps a beep's end within 100 ms; 10 (100 ms) is for
-# when nothing waits on a beep (a fax or SIT decision 60 ms later changes nothing).
+# frame's work): 4 (40 ms) keeps a beep's end within 100 ms; 25 (250 ms) is for
+# when nothing waits on a beep (a fax or SIT decision 200 ms later changes nothing,
+# and the batches were the largest part of the media path's cost).
 BATCH_FRAMES = 4
-RELAXED_BATCH_FRAMES = 10
+RELAXED_BATCH_FRAMES = 25
 BAND_HZ = (250.0, 3600.0)  # the telephone band the purity is measured against
 PEAK_HZ = (300.0, 2300.0)  # where tones of interest live (beeps, fax CNG/CED, SIT)
 LOBE_BINS = 2  # a Hann window keeps a pure tone within +-2 bins of its peak
