@@ -13,7 +13,9 @@ until the bridge sends its hangup message, then close.
 The audio is a piper greeting through a telephone channel, looped. ``--engine
 stub`` answers every analysis MACHINE after 20 ms without computing, so the
 figures are those of the media path (sockets, AudioSocket parsing, the call
-session, the resampler, the tone detector, silence answered); ``--engine real``
+session, the resampler, the tone detector, silence answered); ``stub-unsure``
+answers 0.5, so every call streams to the maximum window and a connection's own
+costs weigh less per second of audio; ``--engine real``
 runs the bundled model (2 cores cannot decide 1,000 calls at once in real time:
 expect NOTSURE/ERROR past the analysis deadline).
 
@@ -146,14 +148,18 @@ async def _clients(port: int, calls: int, cut_share: float, ramp_s: float, audio
 
 
 class StubEngine:
-    """An engine that answers MACHINE after 20 ms and computes nothing."""
+    """An engine that answers after 20 ms and computes nothing: MACHINE at once, or
+    (``unsure``) never confident, so every call runs to the maximum window."""
+
+    def __init__(self, unsure: bool = False) -> None:
+        self.proba_human = 0.5 if unsure else 0.05
 
     def analyze_batch(self, clips, heard_before=None):  # type: ignore[no-untyped-def]
         from bridge.session import AnalysisResult, TimingFeatures
 
         time.sleep(0.02)
         timing = TimingFeatures(0.3, 1.5, 0.2, 1, 2.0)
-        return [AnalysisResult("you have reached", 0.05, timing, 20.0) for _ in clips]
+        return [AnalysisResult("you have reached", self.proba_human, timing, 20.0) for _ in clips]
 
 
 def greeting_audio() -> bytes:
@@ -184,7 +190,10 @@ async def run_load(calls: int, cut_share: float, ramp_s: float, engine: str) -> 
             "AMD_LOG_LEVEL": "WARNING",
         }
     )
-    detector = StubEngine() if engine == "stub" else build_detector(settings)
+    if engine == "real":
+        detector = build_detector(settings)
+    else:
+        detector = StubEngine(unsure=engine == "stub-unsure")
     audio = greeting_audio()
     async with running_service(settings, detector) as service:  # type: ignore[arg-type]
         release_free_memory()
@@ -249,7 +258,12 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--cut-share", type=float, default=0.05)
     parser.add_argument("--ramp-s", type=float, default=2.0)
-    parser.add_argument("--engine", choices=("stub", "real"), default="stub")
+    parser.add_argument(
+        "--engine",
+        choices=("stub", "stub-unsure", "real"),
+        default="stub",
+        help="stub: MACHINE at 2 s; stub-unsure: every call runs to the maximum window",
+    )
     args = parser.parse_args()
     from bridge.cli.main import run_loop  # uvloop, as `amd-bridge serve` runs
 
