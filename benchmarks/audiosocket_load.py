@@ -40,6 +40,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -60,6 +61,22 @@ def release_free_memory() -> None:
 def rss_mb() -> float:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+async def run_callers(target, args: tuple, peak_mb: float) -> tuple[Any, float]:  # type: ignore[no-untyped-def]
+    """Run ``target(*args, out)`` in a second process (its own interpreter, so the
+    callers do not share the service's GIL); its result, and the service's peak
+    memory while it ran (at least ``peak_mb``)."""
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    callers = ctx.Process(target=target, args=(*args, out))
+    callers.start()
+    while callers.is_alive() and out.empty():
+        peak_mb = max(peak_mb, rss_mb())
+        await asyncio.sleep(0.2)
+    result = await asyncio.to_thread(out.get)
+    callers.join()
+    return result, peak_mb
 
 
 # --- the calls (second process) ----------------------------------------------
@@ -198,21 +215,11 @@ async def run_load(calls: int, cut_share: float, ramp_s: float, engine: str) -> 
     async with running_service(settings, detector) as service:  # type: ignore[arg-type]
         release_free_memory()
         baseline = rss_mb()
-        peak = baseline
-        ctx = multiprocessing.get_context("spawn")
-        out = ctx.Queue()
-        client = ctx.Process(
-            target=_client_main,
-            args=(service.audiosocket_port, calls, cut_share, ramp_s, audio, out),
-        )
         cpu0 = time.process_time()
         wall0 = time.perf_counter()
-        client.start()
-        while client.is_alive() and out.empty():
-            peak = max(peak, rss_mb())
-            await asyncio.sleep(0.2)
-        result = await asyncio.to_thread(out.get)
-        client.join()
+        result, peak = await run_callers(
+            _client_main, (service.audiosocket_port, calls, cut_share, ramp_s, audio), baseline
+        )
         await service.calls.wait_idle(10)
         wall = time.perf_counter() - wall0
         cpu = time.process_time() - cpu0

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import multiprocessing
 import random
 import struct
 import sys
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from audiosocket_load import rss_mb, run_callers  # beside this script
 
 HERE = Path(__file__).resolve().parent
 FRAME_BYTES = 320  # 20 ms of 8 kHz slin
@@ -148,13 +148,6 @@ async def _callers(
 # --- the service (this process) ---------------------------------------------------
 
 
-def rss_mb() -> float:
-    import resource
-
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
-
-
 async def measure_rate(
     service: Any, rate: float, seconds: float, audio: list, seed: int
 ) -> dict[str, Any]:
@@ -168,19 +161,10 @@ async def measure_rate(
         return await original_publish(call_id, result)
 
     handler.publish = record
-    ctx = multiprocessing.get_context("spawn")
-    out = ctx.Queue()
-    callers = ctx.Process(
-        target=_callers_main, args=(service.audiosocket_port, rate, seconds, audio, seed, out)
-    )
-    peak = rss_mb()
     cpu0 = time.process_time()
-    callers.start()
-    while callers.is_alive() and out.empty():
-        peak = max(peak, rss_mb())
-        await asyncio.sleep(0.2)
-    result = await asyncio.to_thread(out.get)
-    callers.join()
+    result, peak = await run_callers(
+        _callers_main, (service.audiosocket_port, rate, seconds, audio, seed), rss_mb()
+    )
     await service.calls.wait_idle(10)
     cpu = time.process_time() - cpu0
     handler.publish = original_publish
