@@ -73,6 +73,18 @@ def test_a_fax_answer_tone_decides_machine_fax_at_once() -> None:
     assert len(out) == 1  # nothing more once decided
 
 
+def test_a_fax_tone_at_the_very_end_of_a_recording_is_still_fax() -> None:
+    """Audio reaches the tone detector 100 ms at a time until the decision: the end
+    of the stream hands over what gathered, so a tone in it still decides."""
+    call = Call()
+    audio = np.concatenate([silence(0.3), signal.fax_ced(RATE, 0.6)])
+    steps = call.play(audio[: len(audio) - len(audio) % 160 - 160 * 3])  # 60 ms held back
+    assert not any(isinstance(s, Decision) for s in steps)
+    call.play(audio[len(audio) - len(audio) % 160 - 160 * 3 :])
+    decision = call.session.end_of_stream(call.now)
+    assert isinstance(decision, Decision) and decision.cause is Cause.FAX, decision
+
+
 def test_sit_while_the_engine_works_decides_and_the_late_answer_is_moot(speech_audio) -> None:  # type: ignore[no-untyped-def]
     call = Call()
     out = call.play(np.concatenate([speech_audio("Hello?"), silence(1.9)]))

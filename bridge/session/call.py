@@ -191,13 +191,16 @@ class CallSession:
                     return self._decide_on_tone(tone)
         return self._maybe_request(now)
 
-    def _tones_catch_up(self) -> ToneEvent | None:
-        """Give the tone detector what gathered; the fax or SIT tone it found, if any."""
-        if self.tones is None or not self._untoned:
+    def _tones_catch_up(self, end: bool = False) -> ToneEvent | None:
+        """Give the tone detector what gathered (and, at the ``end`` of the stream, have
+        it analyse what it holds back); the fax or SIT tone it found, if any."""
+        if self.tones is None:
             return None
-        found = self.tones.feed(_joined(self._untoned))
+        found = self.tones.feed(_joined(self._untoned)) if self._untoned else []
         self._untoned.clear()
         self._untoned_samples = 0
+        if end:
+            found += self.tones.end()
         return next((e for e in found if e.kind in (ToneKind.FAX, ToneKind.SIT)), None)
 
     def _resample_gathered(self) -> None:
@@ -249,6 +252,9 @@ class CallSession:
         if self.state is SessionState.DECIDED or self._ended:
             return None
         self._ended = True
+        tone = self._tones_catch_up(end=True)  # the last audio may complete a tone
+        if tone is not None:
+            return self._decide_on_tone(tone)
         self._resample_gathered()
         self._append(self._audio.flush())
         if self.state is SessionState.ANALYZING:
