@@ -137,3 +137,20 @@ def test_the_error_keeps_the_messages_before_the_bad_bytes():
     with pytest.raises(AudioSocketError) as caught:
         wire.Parser().feed(stream)
     assert caught.value.messages == [wire.CallId(CALL), wire.Audio(_slin(8000), b"\x01\x00")]
+
+
+def test_runs_of_audio_at_one_rate_are_joined_and_nothing_else_moves():
+    a, b, c, d = (bytes([n]) * 320 for n in (1, 2, 3, 4))
+    stream = (
+        frame(0x10, a) + frame(0x10, b) + frame(0x03, b"7") + frame(0x10, c)
+        + frame(0x12, d) + frame(0x00, b"")
+    )  # fmt: skip
+    joined = wire.joined_audio(wire.Parser().feed(stream))
+    assert joined == [
+        wire.Audio(_slin(8000), a + b),
+        wire.Dtmf("7"),
+        wire.Audio(_slin(8000), c),
+        wire.Audio(_slin(16000), d),  # a rate change stays visible
+        wire.Hangup(),
+    ]
+    assert wire.joined_audio([]) == []

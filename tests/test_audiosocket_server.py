@@ -134,9 +134,10 @@ def test_a_call_gets_silence_back_then_variables_then_hangup(detector, speech_wa
     (sent, got, active), published = run(detector, scenario)
     assert got[-1] == (0x00, b""), "the last message is the hangup"
     silence = got[:-1]
-    # answered with as much silence, 100 ms at a time
+    # answered with as much silence, in whole frames, 100 ms or more at a time (a read
+    # may bring several frames)
     assert all(kind == 0x10 and payload == bytes(len(payload)) for kind, payload in silence)
-    assert {len(payload) for _, payload in silence} == {5 * FRAME_BYTES}
+    assert all(len(p) >= 5 * FRAME_BYTES and len(p) % FRAME_BYTES == 0 for _, p in silence)
     answered = sum(len(payload) for _, payload in silence)
     assert sent * FRAME_BYTES - 5 * FRAME_BYTES < answered <= sent * FRAME_BYTES
     assert answered >= 2.0 * 16000
@@ -219,10 +220,57 @@ def test_a_call_whose_audio_stops_is_decided_on_its_own_clock(detector, speech_w
     assert decision.decision_audio_s == pytest.approx(2.0, abs=0.02)
     assert decision.status in (Status.MACHINE, Status.NOTSURE)
     silence = [payload for kind, payload in got if kind == 0x10]
-    answers = len(frames) // 5  # 100 ms of silence for each 100 ms received
-    keep_alive = silence[answers:]
+    assert all(p == bytes(len(p)) for p in silence)
+    # What was received is answered 100 ms or more at a time; while the PBX sends
+    # nothing, 20 ms every 100 ms keeps AudioSocket() alive.
+    answers = [p for p in silence if len(p) >= 5 * FRAME_BYTES]
+    keep_alive = [p for p in silence if len(p) == FRAME_BYTES]
+    assert len(answers) + len(keep_alive) == len(silence)
+    assert sum(map(len, answers)) > (len(frames) - 5) * FRAME_BYTES
     assert len(keep_alive) >= 3, "keep-alive frames while the PBX sent nothing"
-    assert all(p == bytes(FRAME_BYTES) for p in keep_alive), "20 ms of silence each"
+
+
+class ClipRecorder:
+    """The real engine, keeping each clip it is given."""
+
+    def __init__(self, detector) -> None:
+        self.detector = detector
+        self.clips: list[np.ndarray] = []
+
+    def analyze_batch(self, clips, heard_before=None):
+        self.clips += clips
+        return self.detector.analyze_batch(clips, heard_before)
+
+
+def test_frames_held_back_by_batched_reads_reach_the_call_when_the_channel_goes_quiet(
+    detector,
+):
+    """Once the call's rate is known the reader wakes for three frames at a time. Two
+    frames and then nothing (a channel going quiet) must still be heard, before the
+    silence that the quiet time stands for, not lost or moved behind it."""
+    tone = (np.sin(2 * np.pi * 440 * np.arange(480) / 8000) * 8000).astype("<i2").tobytes()
+    frames = [tone[i : i + FRAME_BYTES] for i in range(0, len(tone), FRAME_BYTES)]
+    recorder = ClipRecorder(detector)
+
+    async def scenario(port, handler):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(frame(0x01, uuid.uuid4().bytes) + frame(0x10, frames[0]))
+        await writer.drain()
+        await asyncio.sleep(0.1)  # the first frame is read alone: the call now exists
+        writer.write(frame(0x10, frames[1]) + frame(0x10, frames[2]))
+        got = await asyncio.wait_for(read_frames(reader), 10)
+        writer.close()
+        return got
+
+    got, published = run(recorder, scenario)
+    assert got[-1] == (0x00, b"")
+    clip = recorder.clips[0]  # the first window
+    assert len(clip) == pytest.approx(
+        2.0 * 16000, abs=800
+    )  # less the resampler's delay  # 16 kHz: the three frames are its first 960 samples
+    rms = [float(np.sqrt(np.mean(clip[i : i + 320] ** 2))) for i in (40, 360, 640)]
+    assert min(rms) > 0.1, f"the tone's three frames come first: {rms}"
+    assert float(np.abs(clip[1100:]).max()) < 0.01, "then the quiet time, as silence"
 
 
 def test_audio_still_in_flight_after_the_hangup_is_not_answered_with_a_reset(detector, speech_wav):

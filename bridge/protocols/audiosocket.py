@@ -72,6 +72,10 @@ AUDIO_RATES: dict[Kind, int] = {
     Kind.SLIN_192K: 192000,
 }
 AUDIO_KINDS: dict[int, Kind] = {rate: kind for kind, rate in AUDIO_RATES.items()}
+# One format per audio kind, made once (every audio message names one).
+_FORMATS: dict[int, AudioFormat] = {
+    kind: AudioFormat(Encoding.SLIN, rate) for kind, rate in AUDIO_RATES.items()
+}
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,9 @@ Message = Hangup | CallId | Dtmf | Audio | PeerError
 
 def decode(kind_byte: int, payload: bytes) -> Message:
     """One message from its kind and payload; ``AudioSocketError`` if it is not valid."""
+    fmt = _FORMATS.get(kind_byte)
+    if fmt is not None and payload:  # audio, most messages by far: the short way
+        return Audio(fmt, payload)
     try:
         kind = Kind(kind_byte)
     except ValueError:
@@ -129,7 +136,20 @@ def decode(kind_byte: int, payload: bytes) -> Message:
         return PeerError(payload)
     if not payload:
         raise AudioSocketError("an audio message with no samples")
-    return Audio(AudioFormat(Encoding.SLIN, AUDIO_RATES[kind]), payload)
+    return Audio(_FORMATS[kind], payload)
+
+
+def joined_audio(messages: list[Message]) -> list[Message]:
+    """The same messages with each run of audio at one rate made one message (a
+    read that caught up with several frames is then handled once, not per frame)."""
+    out: list[Message] = []
+    for message in messages:
+        last = out[-1] if out else None
+        if isinstance(message, Audio) and isinstance(last, Audio) and last.format == message.format:
+            out[-1] = Audio(message.format, last.data + message.data)
+        else:
+            out.append(message)
+    return out
 
 
 class Parser:

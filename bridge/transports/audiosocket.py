@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -43,6 +44,11 @@ READ_BYTES = 8192
 MAX_FRAME_BYTES = 16384
 # Silence not yet taken by Asterisk past which we stop adding more.
 MAX_UNSENT_BYTES = 64 * 1024
+# Once the call's rate is known, the reader wakes for this much audio at a time (three
+# 20 ms frames): waking per frame was the largest part of the media path's cost left.
+# An analysis window's last frame is seen up to 40 ms later; when frames stop, the
+# quiet watch takes what is waiting.
+READ_BATCH_S = 0.06
 # The audio received is answered with silence once this much of it is owed.
 SILENCE_BATCH_S = 0.1
 # How often a quiet stream is checked (its silence counts towards the call's
@@ -144,6 +150,7 @@ class _Connection:
         self.last_read_at = self.started
         self.released = False
         self._silence_owed = 0  # bytes of audio received and not yet answered
+        self._wake_bytes = 1  # the socket's SO_RCVLOWAT
         self._peer_closed = asyncio.Event()
         self._finisher: asyncio.Task[None] | None = None
 
@@ -151,6 +158,8 @@ class _Connection:
         """The call, created at its first audio frame (which fixes the rate)."""
         if self.call is None:
             fmt = message.format if message is not None else SLIN_8K
+            if message is not None:
+                self._wake_every(round(READ_BATCH_S * fmt.rate) * 2)
             session = CallSession(
                 self.call_id, fmt, self.handler.policy, self.started, fill_stalls=True
             )
@@ -165,7 +174,7 @@ class _Connection:
         early: list[wire.Message],
         broken: wire.AudioSocketError | None,
     ) -> None:
-        pending = early
+        pending = wire.joined_audio(early)
         while True:
             for message in pending:
                 if not self._on_message(message):
@@ -178,6 +187,8 @@ class _Connection:
             except ConnectionError:
                 data = b""
             self.last_read_at = self.clock()
+            if self._wake_bytes == 1 and self.call is not None:
+                self._wake_every(round(READ_BATCH_S * self.call.session.format.rate) * 2)
             if not data:
                 self._live(None).hangup()  # Asterisk closes the socket when the channel hangs up
                 return
@@ -185,17 +196,32 @@ class _Connection:
                 pending = []  # audio still in flight after our hangup message: discard
                 continue
             try:
-                pending = parser.feed(data)
+                pending = wire.joined_audio(parser.feed(data))
             except wire.AudioSocketError as exc:
-                pending, broken = exc.messages, exc  # what came before the bad bytes counts
+                pending, broken = (
+                    wire.joined_audio(exc.messages),
+                    exc,
+                )  # what came before the bad bytes counts
 
     def on_quiet(self) -> None:
         """Nothing came from Asterisk for a while: keep AudioSocket() alive, and let the
         session count the time (its silence, or the no-audio timeout)."""
+        self._wake_every(1)  # frames held back by the batching come now
         self._keep_alive()
         no_audio_s = self.handler.policy.no_audio_timeout_s
         if self.call is not None or self.clock() - self.started >= no_audio_s:
             self._live(None).check_timeouts()  # no call before its first frame
+
+    def _wake_every(self, n_bytes: int) -> None:
+        """Have the kernel wake the reader only once ``n_bytes`` are waiting (or the
+        peer closed): a few frames per read instead of one. Where the option is
+        missing, every frame wakes it, as before."""
+        if n_bytes == self._wake_bytes:
+            return
+        self._wake_bytes = n_bytes
+        sock = self.writer.get_extra_info("socket")
+        with contextlib.suppress(OSError, AttributeError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, n_bytes)
 
     def _protocol_error(self, exc: ProtocolError) -> None:
         self.handler.outcomes["protocol_error"] += 1
