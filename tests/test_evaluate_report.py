@@ -24,14 +24,16 @@ def test_the_report_has_accuracy_by_time_calls_latency_and_plots(speech_wav, tmp
             "The number you have dialed is not in service.",
         ],
     }
-    rows = ["file,label"]  # the seed's name for the column, as bulk-eval writes it
+    # "file": the seed's name for the column, as bulk-eval writes it; condition and
+    # voice are what the report breaks its figures down by.
+    rows = ["file,label,condition,voice"]
     for label, items in texts.items():
         for i, text in enumerate(items):
             name = f"{label}{i}.wav"
             shutil.copy(speech_wav(text, total_s=6.0), data / name)
-            rows.append(f"{name},{label}")
-    rows.append("missing.wav,machine")
-    rows.append(",human")
+            rows.append(f"{name},{label},{('none', 'babble')[i % 2]},en-gb+f{i}")
+    rows.append("missing.wav,machine,none,joe")
+    rows.append(",human,none,joe")
     manifest = data / "manifest.csv"
     manifest.write_text("\n".join(rows) + "\n")
     out = tmp_path / "report"
@@ -57,10 +59,22 @@ def test_the_report_has_accuracy_by_time_calls_latency_and_plots(speech_wav, tmp
     calls = record["as_calls"]
     assert calls["calls"] == 6
     assert 0 < calls["compute_ms"]["p50"] <= calls["compute_ms"]["p99"]
-    for png in ("accuracy_by_time.png", "confusion_2s.png"):
+    by = calls["by"]
+    assert set(by) == {"label", "voice_family", "condition"}
+    assert {k: v["calls"] for k, v in by["label"].items()} == {"human": 3, "machine": 3}
+    assert {k: v["calls"] for k, v in by["condition"].items()} == {"babble": 2, "none": 4}
+    assert {k: v["calls"] for k, v in by["voice_family"].items()} == {"en-gb": 6}
+    for facet in by.values():  # the parts add up to the whole
+        right = sum(v["right_share"] * v["calls"] for v in facet.values())
+        assert round(right) == round(calls["right_share"] * 6)
+    decided = round((1 - calls["notsure_share"]) * 6)
+    assert sum(b["n"] for b in calls["reliability"]) == decided
+    assert all(0.5 <= b["stated"] <= 1 and 0 <= b["right"] <= 1 for b in calls["reliability"])
+    for png in ("accuracy_by_time.png", "confusion_2s.png", "reliability.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     summary = (out / "report.md").read_text()
     assert "| 2.0 s |" in summary and "accuracy_by_time.png" in summary
+    assert "### By condition" in summary and "| babble | 2 |" in summary
     bad_rows = (out / "bad-rows.csv").read_text()
     assert "missing.wav" in bad_rows and "empty path" in bad_rows
     again = subprocess.run(

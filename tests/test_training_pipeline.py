@@ -60,7 +60,15 @@ def imported(corpus: Path) -> Path:
 
 def test_the_corpus_keeps_test_voices_and_templates_apart_from_training(corpus: Path) -> None:
     recordings = rows(corpus / "manifest.csv")
-    assert list(recordings[0]) == ["path", "label", "text", "template", "voice", "split"]
+    assert list(recordings[0]) == ["path", "label", "text", "template", "voice", "split"] + [
+        "codec",
+        "level_db",
+        "condition",
+        "background_db",
+        "lost_share",
+    ]
+    assert {r["codec"] for r in recordings} <= {"ulaw", "alaw"}
+    assert {r["condition"].removesuffix("+lost") for r in recordings} <= {"none", "noise", "babble"}
     sides = {s: [r for r in recordings if r["split"] == s] for s in ("train", "test")}
     for side in sides.values():
         assert {r["label"] for r in side} == {"human", "machine"}

@@ -296,7 +296,8 @@ def write_card(path: Path, record: dict[str, Any], model_file: str) -> None:
         "2-5-grams of the transcript"
         + (
             ", plus VAD timing features (initial silence, speech length, trailing silence,"
-            "\nsegments, speech ratio)"
+            "\nsegments, speech ratio; the same for the loudest voice alone, speech behind it,"
+            "\nand the loud speech's level over the noise floor)"
             if record["uses_timing"]
             else " only (no timing features)"
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -231,9 +232,9 @@ def _evaluate(args: argparse.Namespace) -> int:
                 raise ManifestError(f"{args.manifest}: no rows in split {args.split!r}")
         if any(r.path is None for r in report.rows):
             raise ManifestError(f"{args.manifest}: evaluate needs recordings (path,label)")
-        settings = Settings.load(
-            environ={"AMD_CLASSIFIER": args.classifier, "AMD_WHISPER_MODEL": args.whisper_model}
-        )
+        # The service's AMD_* settings apply to the calls (the decision policy above all).
+        environ = {"AMD_CLASSIFIER": args.classifier, "AMD_WHISPER_MODEL": args.whisper_model}
+        settings = Settings.load(environ={**os.environ, **environ})
         clf_path = default_classifier_path() if args.classifier == "embedded" else args.classifier
         clf = AmdClassifier.load(Path(clf_path))
         whisper = resolve_whisper_model(args.whisper_model)

@@ -8,8 +8,11 @@ speaker with any training item. Asterisk's recorded prompts (one real voice,
 machine only) are composed into the greetings Asterisk's own voicemail and
 intercepts play, and go to the training side.
 
-Out come ``manifest.csv`` (``path,label,text,template,voice,split``) for the
-classifier and the evaluation, and ``asr.csv`` (``path,transcription,...``):
+Every recording gets a channel condition (``training.conditions``: nothing, band
+noise, or other people talking behind the callee; some with lost frames) and a codec.
+Out come ``manifest.csv`` (``path,label,text,template,voice,split``, then the
+channel's ``codec,level_db,condition,background_db,lost_share``) for the classifier
+and the evaluation, and ``asr.csv`` (``path,transcription,...``):
 short clips whose whole text is heard within the decision window, for Whisper
 fine-tuning and for measuring transcripts.
 """
@@ -21,12 +24,13 @@ import logging
 import math
 import random
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
+from training.conditions import BABBLE, NOISE, Condition, babble, lose_frames, mix_below
 from training.synth import render, write_wav
 from training.telephone import PHONE_RATE, ChannelParams, beep, telephone
 from training.texts import Template, fill
@@ -106,12 +110,34 @@ class CorpusBuilder:
         for sub in ("audio", "phrases"):
             (out_dir / sub).mkdir(parents=True, exist_ok=True)
 
-    def _save(self, sub: str, stem: str, audio: FloatAudio, rate: int, rng: random.Random) -> str:
+    def _save(
+        self,
+        sub: str,
+        stem: str,
+        audio: FloatAudio,
+        rate: int,
+        rng: random.Random,
+        condition: Condition | None = None,
+    ) -> tuple[str, dict[str, str]]:
+        """Write ``audio`` through a telephone channel (and ``condition``'s noise and lost
+        frames); its path, and the channel's manifest columns."""
         params = ChannelParams.sample(rng)
+        if condition is not None:  # the condition says what noise the channel adds
+            snr = condition.background_db if condition.background == NOISE else float("inf")
+            params = replace(params, snr_db=snr)
         pcm = telephone(audio, rate, params, seed=rng.randrange(2**31))
+        if condition is not None and condition.lost_share:
+            pcm = lose_frames(pcm, PHONE_RATE, condition.lost_share, rng)
         path = Path(sub) / f"{stem}.wav"
         write_wav(self.out / path, pcm, PHONE_RATE)
-        return str(path)
+        columns = {"codec": params.codec.value, "level_db": f"{params.gain_db:.1f}"}
+        if condition is not None:
+            columns |= {
+                "condition": condition.name,
+                "background_db": f"{condition.background_db:.1f}",
+                "lost_share": f"{condition.lost_share:.3f}",
+            }
+        return str(path), columns
 
     def speak_templates(
         self,
@@ -123,6 +149,12 @@ class CorpusBuilder:
         min_seconds: float,
     ) -> None:
         pools = {s: [v for v in voices if voice_side[v.name] == s] for s in (TRAIN, TEST)}
+        # Background talk says texts of the talker's own side: its words and voices are
+        # held out with the talker's.
+        talk = {
+            side: _text_drawer([t for t in templates if template_side[t.template_id] == side])
+            for side in (TRAIN, TEST)
+        }
         for n, template in enumerate(templates, start=1):
             side = template_side[template.template_id]
             for k in range(variants):
@@ -130,10 +162,17 @@ class CorpusBuilder:
                 voice = rng.choice(pools[side])
                 stem = f"{template.template_id}_{k}"
                 text, audio = render(voice, template, rng, min_seconds)
-                path = self._save("audio", stem, audio, voice.rate, rng)
+                condition = Condition.sample(rng)
+                if condition.background == BABBLE:
+                    others = [v for v in pools[side] if v.name != voice.name] or pools[side]
+                    behind = babble(
+                        others, talk[side], voice.rate, len(audio), condition.talkers, rng
+                    )
+                    audio = mix_below(audio, behind, condition.background_db)
+                path, channel = self._save("audio", stem, audio, voice.rate, rng, condition)
                 row = {"label": template.label, "text": text, "template": template.template_id}
                 row |= {"voice": voice.name, "split": side}
-                self.rows.recordings.append({"path": path, **row})
+                self.rows.recordings.append({"path": path, **row, **channel})
                 self._phrase(stem, voice, opening_phrases(fill(template.text, rng)), side, template)
             if n % 25 == 0:
                 log.info("spoke %d of %d templates", n, len(templates))
@@ -149,7 +188,7 @@ class CorpusBuilder:
         else:
             return
         lead = np.zeros(int(voice.rate * rng.uniform(0.0, 0.1)), np.float32)
-        path = self._save("phrases", stem, np.concatenate([lead, speech]), voice.rate, rng)
+        path, _ = self._save("phrases", stem, np.concatenate([lead, speech]), voice.rate, rng)
         self.rows.phrases.append(
             {
                 "path": path,
@@ -169,7 +208,10 @@ class CorpusBuilder:
             for k in range(variants):
                 rng = random.Random(f"{self.seed}:{name}:{k}")
                 audio, text = self._compose(prompts, parts, rng, min_seconds)
-                path = self._save("audio", f"{name}_{k}", audio, PHONE_RATE, rng)
+                condition = Condition.sample(rng, talk=False)
+                path, channel = self._save(
+                    "audio", f"{name}_{k}", audio, PHONE_RATE, rng, condition
+                )
                 self.rows.recordings.append(
                     {
                         "path": path,
@@ -178,6 +220,7 @@ class CorpusBuilder:
                         "template": name,
                         "voice": "allison",
                         "split": TRAIN,
+                        **channel,
                     }
                 )
         test = held_out(list(prompts), 0.25, self.seed, "prompts")
@@ -186,7 +229,7 @@ class CorpusBuilder:
             if rate != PHONE_RATE or len(audio) > PHRASE_MAX_S * rate or len(audio) < 0.3 * rate:
                 continue
             rng = random.Random(f"{self.seed}:{name}:prompt")
-            path = self._save("phrases", f"prompt-{name.replace('/', '-')}", audio, rate, rng)
+            path, _ = self._save("phrases", f"prompt-{name.replace('/', '-')}", audio, rate, rng)
             self.rows.phrases.append(
                 {
                     "path": path,
@@ -229,6 +272,13 @@ class CorpusBuilder:
         _write_csv(manifest, self.rows.recordings)
         _write_csv(asr, self.rows.phrases)
         return manifest, asr
+
+
+def _text_drawer(templates: Sequence[Template]) -> Callable[[random.Random], str]:
+    def draw(rng: random.Random) -> str:
+        return fill(rng.choice(list(templates)).text, rng).replace("|", " ")
+
+    return draw
 
 
 def _write_csv(path: Path, rows: list[dict[str, str]]) -> None:

@@ -28,6 +28,29 @@ class LabelledRow:
     text: str | None = None
     path: Path | None = None
     split: str | None = None  # train|test from the manifest, else the split is drawn
+    # What the evaluation reports by (``FACETS``), where the manifest says it.
+    facets: tuple[tuple[str, str], ...] = ()
+
+
+# Columns a report breaks its figures down by: the callee's answer, the voice's family
+# (``voice`` up to its first "+" or "-" variant mark: en-gb+f2 -> en-gb, joe-low -> joe),
+# the channel's condition and codec.
+FACETS = ("label", "voice_family", "condition", "codec")
+
+
+def voice_family(voice: str) -> str:
+    name = voice.split("+")[0]
+    return "joe" if name.startswith("joe") else name
+
+
+def _facets(row: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    found = {"label": row["label"].lower()}
+    if row.get("voice"):
+        found["voice_family"] = voice_family(row["voice"])
+    for column in ("condition", "codec"):
+        if row.get(column):
+            found[column] = row[column]
+    return tuple((f, found[f]) for f in FACETS if f in found)
 
 
 @dataclass
@@ -96,9 +119,11 @@ def read_classification_manifest(path: Path) -> ManifestReport:
         split = row.get("split") or None
         if row.get("path"):
             where = _resolve(row["path"], path.parent)
-            report.rows.append(LabelledRow(label, group, row.get("text"), where, split))
+            report.rows.append(
+                LabelledRow(label, group, row.get("text"), where, split, _facets(row))
+            )
         else:
-            report.rows.append(LabelledRow(label, group, row["text"], None, split))
+            report.rows.append(LabelledRow(label, group, row["text"], None, split, _facets(row)))
     return report
 
 

@@ -7,8 +7,11 @@ Two views of the same recordings:
   decided at that point, whatever the confidence (accuracy and macro F1 per
   cut), with the confusion matrix at the service's first window (2.0 s).
 - **As calls**: every recording streamed through the call session the service
-  runs (``AMD_*`` settings apply): accuracy when decided, NOTSURE share, when
-  the decision came, and the engine's compute latency percentiles.
+  runs (``AMD_*`` settings apply): the share right, accuracy when decided, NOTSURE
+  share, when the decision came (p50, p90), and the engine's compute latency
+  percentiles; the same per answer, voice family, channel condition and codec where
+  the manifest has those columns (``FACETS``); and, for the decided calls, stated
+  confidence against the share right.
 """
 
 from __future__ import annotations
@@ -64,24 +67,74 @@ async def as_calls(report: ManifestReport, settings, detector) -> dict[str, Any]
 
     try:
         rows = [r for r in report.rows if r.path is not None]
-        results = [x for x in await asyncio.gather(*(one(r.path, r.label) for r in rows)) if x]
+        answers = await asyncio.gather(*(one(r.path, r.label) for r in rows))
     finally:
         await engine.aclose()
+    kept = [(row, x) for row, x in zip(rows, answers, strict=True) if x is not None]
+    results = [x for _, x in kept]
+    compute = [d.compute_ms for _, d in results if d.compute_ms is not None]
+    q = np.percentile(compute, [50, 90, 99]) if compute else [float("nan")] * 3
+    by_facet: dict[str, dict[str, Any]] = {}
+    for row, result in kept:
+        for facet, value in row.facets:
+            by_facet.setdefault(facet, {}).setdefault(value, []).append(result)
+    return {
+        **call_figures(results),
+        "compute_ms": {"p50": float(q[0]), "p90": float(q[1]), "p99": float(q[2])},
+        "by": {
+            facet: {value: call_figures(group) for value, group in sorted(values.items())}
+            for facet, values in by_facet.items()
+        },
+        "reliability": reliability(results),
+    }
+
+
+def call_figures(results: Sequence[tuple[str, Any]]) -> dict[str, Any]:
+    """Right share of all calls, accuracy when decided, NOTSURE share and when the
+    decisions came, for (true label, decision) pairs."""
     decided = [(label, d) for label, d in results if d.status in (Status.HUMAN, Status.MACHINE)]
     correct = sum(d.label == label for label, d in decided)
-    compute = [d.compute_ms for _, d in results if d.compute_ms is not None]
     when = [d.decision_audio_s for _, d in decided]
-    q = np.percentile(compute, [50, 90, 99]) if compute else [float("nan")] * 3
+    p50, p90 = np.percentile(when, [50, 90]) if when else (None, None)
     return {
         "calls": len(results),
+        "right_share": correct / max(len(results), 1),
         "accuracy_when_decided": correct / max(len(decided), 1),
         "notsure_share": 1 - len(decided) / max(len(results), 1),
         "decision_s": {
             "mean": float(np.mean(when)) if when else None,
+            "p50": None if p50 is None else float(p50),
+            "p90": None if p90 is None else float(p90),
             "max": float(np.max(when)) if when else None,
         },
-        "compute_ms": {"p50": float(q[0]), "p90": float(q[1]), "p99": float(q[2])},
     }
+
+
+# Confidence bins of the decisions (a decision needs AMD_THRESHOLD, 0.8 by default).
+RELIABILITY_BINS = (0.5, 0.8, 0.9, 0.95, 0.99, 1.0)
+
+
+def reliability(results: Sequence[tuple[str, Any]]) -> list[dict[str, Any]]:
+    """For the decided calls, per bin of stated confidence: how many, the mean stated
+    confidence and the share right (a calibrated 0.9 is right 90% of the time)."""
+    pairs = [
+        (max(d.proba_human, 1 - d.proba_human), d.label == label)
+        for label, d in results
+        if d.status in (Status.HUMAN, Status.MACHINE) and d.proba_human is not None
+    ]
+    out = []
+    for low, high in zip(RELIABILITY_BINS[:-1], RELIABILITY_BINS[1:], strict=True):
+        inside = [(c, r) for c, r in pairs if low <= c < high or (high == 1.0 and c == 1.0)]
+        if inside:
+            out.append(
+                {
+                    "bin": f"{low:.2f}-{high:.2f}",
+                    "n": len(inside),
+                    "stated": float(np.mean([c for c, _ in inside])),
+                    "right": float(np.mean([r for _, r in inside])),
+                }
+            )
+    return out
 
 
 def write_report(out_dir: Path, record: dict[str, Any]) -> list[Path]:
@@ -140,6 +193,35 @@ def write_report(out_dir: Path, record: dict[str, Any]) -> list[Path]:
         written.append(out_dir / "confusion_2s.png")
         fig.savefig(written[-1], dpi=100)
         plt.close(fig)
+    bins = record["as_calls"].get("reliability") or []
+    if bins:
+        fig, ax = plt.subplots(figsize=(4.2, 4.0))
+        ax.plot([0.5, 1.0], [0.5, 1.0], color="grey", linestyle="--", label="calibrated")
+        ax.plot(
+            [b["stated"] for b in bins], [b["right"] for b in bins], marker="o", label="decisions"
+        )
+        for b in bins:
+            ax.annotate(
+                str(b["n"]),
+                (b["stated"], b["right"]),
+                textcoords="offset points",
+                xytext=(4, -12),
+                fontsize=8,
+            )
+        ax.set_xlim(0.5, 1.04)  # room for the last bin's count
+        ax.set_ylim(0.5, 1.02)
+        ax.set_xlabel("stated confidence (mean of the bin)")
+        ax.set_ylabel("share right")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper left")
+        ax.set_title(
+            "Decided calls: stated confidence\nagainst the share right (labels: calls)",
+            fontsize=10,
+        )
+        fig.tight_layout()
+        written.append(out_dir / "reliability.png")
+        fig.savefig(written[-1], dpi=100)
+        plt.close(fig)
     written[1].write_text(markdown(record))
     return written
 
@@ -166,10 +248,12 @@ def markdown(record: dict[str, Any]) -> str:
         "",
         "## As calls, through the service's session",
         "",
+        f"- right: {calls['right_share']:.1%} of the calls",
         f"- accuracy when decided: {calls['accuracy_when_decided']:.1%}",
         f"- NOTSURE: {calls['notsure_share']:.1%}",
         f"- decision at {calls['decision_s']['mean'] or 0:.2f} s of audio on average "
-        f"(latest {calls['decision_s']['max'] or 0:.1f} s)",
+        f"(p50 {_seconds(calls['decision_s']['p50'])}, p90 {_seconds(calls['decision_s']['p90'])}, "
+        f"latest {calls['decision_s']['max'] or 0:.1f} s)",
         "- engine time of the batch that held each analysis: "
         f"p50 {calls['compute_ms']['p50']:.1f} ms, p90 {calls['compute_ms']['p90']:.1f} ms, "
         f"p99 {calls['compute_ms']['p99']:.1f} ms",
@@ -177,7 +261,40 @@ def markdown(record: dict[str, Any]) -> str:
         f"![confusion matrix at {FIRST_WINDOW_S:.1f} s](confusion_2s.png)",
         "",
     ]
+    for facet, values in calls.get("by", {}).items():
+        lines += [
+            f"### By {facet.replace('_', ' ')}",
+            "",
+            "| " + facet + " | calls | right | accuracy when decided | NOTSURE "
+            "| decision p50 | decision p90 |",
+            "|---|---|---|---|---|---|---|",
+            *(
+                f"| {value} | {v['calls']} | {v['right_share']:.1%} "
+                f"| {v['accuracy_when_decided']:.1%} | {v['notsure_share']:.1%} "
+                f"| {_seconds(v['decision_s']['p50'])} | {_seconds(v['decision_s']['p90'])} |"
+                for value, v in values.items()
+            ),
+            "",
+        ]
+    if calls.get("reliability"):
+        lines += [
+            "### Stated confidence against the share right (decided calls)",
+            "",
+            "| confidence | calls | mean stated | right |",
+            "|---|---|---|---|",
+            *(
+                f"| {b['bin']} | {b['n']} | {b['stated']:.3f} | {b['right']:.1%} |"
+                for b in calls["reliability"]
+            ),
+            "",
+            "![reliability](reliability.png)",
+            "",
+        ]
     return "\n".join(lines)
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f} s"
 
 
 def made() -> str:

@@ -5,11 +5,18 @@ faster-whisper's ``silero_vad_v6.onnx`` scores 32 ms windows (512 samples at
 whole clip. Speech is a window above ``threshold``; a window only counts as
 speech again after silence when it clears the threshold, and as silence only
 below ``threshold - 0.15`` (the hysteresis silero's own helper uses).
+
+The VAD counts people talking behind the callee as speech, which hides the callee's
+pauses; so the timing is also given for the loudest voice alone (the foreground), with
+how far the loud speech stands above the noise floor.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
+import numpy.typing as npt
 
 from bridge.audio.codecs import Float32Array
 from bridge.audio.resampler import TARGET_RATE
@@ -18,6 +25,12 @@ from bridge.session.decision import TimingFeatures
 
 WINDOW = 512  # samples per VAD score at 16 kHz, fixed by the model
 WINDOW_S = WINDOW / TARGET_RATE
+# Speech more than this below the clip's loud speech is someone behind the talker. The
+# corpus mixes background talk 0-20 dB below the talker; a talker's own words stay
+# within about 9 dB of its loud speech once short dips are bridged (FOREGROUND_GAP).
+FOREGROUND_DB = 9.0
+# Quieter windows inside a foreground word, up to this many (0.19 s), stay foreground.
+FOREGROUND_GAP = 6
 
 
 class SpeechTimer:
@@ -42,14 +55,47 @@ class SpeechTimer:
 
     def timing(self, clip: Float32Array) -> TimingFeatures:
         return timing_from_probabilities(
-            self.speech_probabilities(clip), len(clip) / TARGET_RATE, self.threshold
+            self.speech_probabilities(clip),
+            len(clip) / TARGET_RATE,
+            self.threshold,
+            window_levels_db(clip),
         )
 
 
+def window_levels_db(clip: Float32Array) -> Float32Array:
+    """RMS level of each VAD window, dB against full scale."""
+    n = len(clip) // WINDOW * WINDOW
+    windows = clip[:n].reshape(-1, WINDOW).astype(np.float64)
+    power = np.mean(windows**2, axis=1) + 1e-10
+    levels: Float32Array = (10 * np.log10(power)).astype(np.float32)
+    return levels
+
+
+def _smoothed(flags: npt.NDArray[np.bool_], gap: int) -> npt.NDArray[np.bool_]:
+    """``flags`` with gaps of at most ``gap`` windows between two speech windows filled
+    (a word's quiet consonants do not split it)."""
+    out = flags.copy()
+    idx = np.flatnonzero(flags)
+    for a, b in zip(idx[:-1], idx[1:], strict=True):
+        if 1 < b - a <= gap + 1:
+            out[a:b] = True
+    return out
+
+
+def _segments(flags: npt.NDArray[np.bool_]) -> int:
+    if len(flags) == 0:
+        return 0
+    return int(flags[0]) + int(np.count_nonzero(flags[1:] & ~flags[:-1]))
+
+
 def timing_from_probabilities(
-    probs: Float32Array, clip_s: float, threshold: float
+    probs: Float32Array,
+    clip_s: float,
+    threshold: float,
+    levels_db: Float32Array | None = None,
 ) -> TimingFeatures:
-    """Turn per-window speech probabilities into the classifier's timing features."""
+    """Turn per-window speech probabilities (and, when given, the windows' levels) into
+    the classifier's timing features."""
     low = threshold - 0.15
     speaking = False
     flags = np.zeros(len(probs), dtype=bool)
@@ -63,12 +109,37 @@ def timing_from_probabilities(
     if len(speech_idx) == 0:
         return TimingFeatures(clip_s, 0.0, clip_s, 0, clip_s)
     first, last = int(speech_idx[0]), int(speech_idx[-1])
-    segments = int(flags[0]) + int(np.count_nonzero(flags[1:] & ~flags[:-1]))
     trailing = max(0.0, clip_s - (last + 1) * WINDOW_S)
-    return TimingFeatures(
+    overall = TimingFeatures(
         initial_silence_s=first * WINDOW_S,
         speech_s=len(speech_idx) * WINDOW_S,
         trailing_silence_s=trailing,
-        segments=segments,
+        segments=_segments(flags),
         clip_s=clip_s,
+    )
+    if levels_db is None or len(levels_db) != len(flags):
+        return overall
+    return foreground_timing(overall, flags, levels_db)
+
+
+def foreground_timing(
+    overall: TimingFeatures, flags: npt.NDArray[np.bool_], levels_db: Float32Array
+) -> TimingFeatures:
+    """The talker is the loudest voice: speech windows within ``FOREGROUND_DB`` of the
+    loud speech (its 90th percentile level) are the foreground, the other speech
+    windows are people behind them. The noise floor is the quietest tenth of the clip."""
+    speech_levels = levels_db[flags]
+    loud = float(np.percentile(speech_levels, 90))
+    floor = float(np.percentile(levels_db, 10))
+    foreground = _smoothed(flags & (levels_db >= loud - FOREGROUND_DB), FOREGROUND_GAP)
+    foreground &= flags
+    fg_idx = np.flatnonzero(foreground)
+    last = int(fg_idx[-1]) if len(fg_idx) else -1
+    return replace(
+        overall,
+        foreground_speech_s=len(fg_idx) * WINDOW_S,
+        foreground_trailing_s=max(0.0, overall.clip_s - (last + 1) * WINDOW_S),
+        foreground_segments=_segments(foreground),
+        background_speech_s=int(np.count_nonzero(flags & ~foreground)) * WINDOW_S,
+        snr_db=min(max(loud - floor, 0.0), 60.0),
     )

@@ -43,6 +43,13 @@ class TimingFeatures:
     trailing_silence_s: float  # from the end of the last speech to the end of the clip
     segments: int  # separate stretches of speech
     clip_s: float  # length of the analysed clip
+    # The same for the loudest voice only (the talker, not people talking behind them):
+    # speech within ``FOREGROUND_DB`` of the clip's loud speech (see ``bridge.engine.vad``).
+    foreground_speech_s: float = 0.0
+    foreground_trailing_s: float = 0.0  # from the foreground's last speech to the end
+    foreground_segments: int = 0
+    background_speech_s: float = 0.0  # speech quieter than the foreground
+    snr_db: float = 0.0  # the loud speech over the clip's quietest tenth, dB
 
     @property
     def has_speech(self) -> bool:
@@ -56,6 +63,11 @@ class TimingFeatures:
             self.trailing_silence_s,
             float(self.segments),
             self.speech_s / self.clip_s if self.clip_s > 0 else 0.0,
+            self.foreground_speech_s,
+            self.foreground_trailing_s,
+            float(self.foreground_segments),
+            self.background_speech_s,
+            self.snr_db,
         ]
 
 
@@ -65,6 +77,11 @@ TIMING_FEATURE_NAMES = (
     "trailing_silence_s",
     "segments",
     "speech_ratio",
+    "foreground_speech_s",
+    "foreground_trailing_s",
+    "foreground_segments",
+    "background_speech_s",
+    "snr_db",
 )
 
 

@@ -1,0 +1,112 @@
+"""The corpus's channel conditions (training.conditions) and the foreground timing the
+engine computes from them (bridge.engine.vad): measured on signals made here."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from bridge.engine.vad import WINDOW, foreground_timing, timing_from_probabilities
+from training.conditions import BABBLE, NOISE, NONE, Condition, babble, lose_frames, mix_below
+
+
+def rms_db(x: np.ndarray) -> float:
+    return 10 * float(np.log10(np.mean(x.astype(np.float64) ** 2)))
+
+
+def test_conditions_cover_talk_noise_and_quiet_and_announcements_get_no_talk():
+    rng = random.Random(3)
+    drawn = [Condition.sample(rng) for _ in range(2000)]
+    shares = {
+        kind: sum(c.background == kind for c in drawn) / 2000 for kind in (NONE, NOISE, BABBLE)
+    }
+    assert shares[NONE] == pytest.approx(0.35, abs=0.04)
+    assert shares[BABBLE] == pytest.approx(0.35, abs=0.04)
+    talk = [c for c in drawn if c.background == BABBLE]
+    assert all(0.0 <= c.background_db <= 20.0 and 1 <= c.talkers <= 3 for c in talk)
+    lost = [c.lost_share for c in drawn if c.lost_share]
+    assert len(lost) / 2000 == pytest.approx(0.25, abs=0.04)
+    assert all(0.01 <= s <= 0.05 for s in lost)
+    assert "+lost" in Condition(NONE, float("inf"), 0, 0.02).name
+    assert all(Condition.sample(rng, talk=False).background != BABBLE for _ in range(500))
+
+
+def test_background_is_mixed_the_stated_decibels_below_the_talker():
+    rng = np.random.default_rng(0)
+    talker = (0.2 * np.sin(np.arange(16000) * 0.3)).astype(np.float32)
+    background = rng.normal(0, 0.5, 16000).astype(np.float32)
+    mixed = mix_below(talker, background, 12.0)
+    assert rms_db(talker) - rms_db(mixed - talker) == pytest.approx(12.0, abs=0.1)
+
+
+@dataclass
+class Counting:
+    """A voice that says 0.5 s of a constant per text, and counts the texts."""
+
+    name: str = "counting"
+    rate: int = 8000
+    said: int = 0
+
+    def speak(self, text: str, rng: random.Random) -> np.ndarray:
+        self.said += 1
+        return np.full(4000, 0.1, np.float32)
+
+
+def test_babble_talks_all_along_the_recording():
+    voice = Counting(rate=16000)  # resampled to the talker's rate
+    out = babble([voice], lambda rng: "words", 8000, 8000 * 6, 2, random.Random(1))
+    assert len(out) == 8000 * 6
+    talking = np.abs(out) > 0.01
+    assert talking.mean() > 0.5, "two talkers with short gaps fill most of the time"
+    assert voice.said >= 6
+
+
+def test_lost_frames_are_that_share_of_whole_20_ms_frames():
+    pcm = np.full(8000 * 10, 1000, np.int16)
+    out = lose_frames(pcm, 8000, 0.03, random.Random(2))
+    frames = out.reshape(-1, 160)
+    lost = np.all(frames == 0, axis=1)
+    assert lost.sum() == 15  # 3% of 500
+    assert np.all(frames[~lost] == 1000)
+    assert np.all(pcm == 1000), "the input is left alone"
+
+
+def test_foreground_timing_finds_the_talkers_pause_under_quieter_talk():
+    """A talker (0 dB) speaks 0.5 s, then only quieter talk (-15 dB) goes on: the VAD
+    calls it all speech; the foreground ends with the talker."""
+    windows = 94  # 3 s of 32 ms windows
+    flags = np.ones(windows, bool)
+    levels = np.full(windows, -35.0, np.float32)
+    levels[10:26] = -20.0  # the talker
+    flags[:10] = True
+    overall = timing_from_probabilities(np.ones(windows, np.float32), windows * 0.032, 0.5)
+    assert overall.trailing_silence_s == pytest.approx(0.0)
+    fg = foreground_timing(overall, flags, levels)
+    assert fg.foreground_speech_s == pytest.approx(16 * 0.032)
+    assert fg.foreground_trailing_s == pytest.approx((windows - 26) * 0.032)
+    assert fg.foreground_segments == 1
+    assert fg.background_speech_s == pytest.approx((windows - 16) * 0.032)
+    assert fg.snr_db == pytest.approx(15.0)
+
+
+def test_with_levels_the_vad_timing_carries_the_foreground():
+    levels = np.full(60, -60.0, np.float32)
+    levels[5:20] = -20.0
+    probs = np.zeros(60, np.float32)
+    probs[5:20] = 0.9
+    timing = timing_from_probabilities(probs, 60 * WINDOW / 16000, 0.5, levels)
+    assert timing.foreground_speech_s == pytest.approx(timing.speech_s)
+    assert timing.foreground_segments == timing.segments == 1
+    assert timing.background_speech_s == 0.0
+    assert timing.snr_db == pytest.approx(40.0)
+
+
+def test_reports_group_voices_by_family():
+    from training.manifests import voice_family
+
+    assert voice_family("en-gb-scotland+m1") == "en-gb-scotland"
+    assert voice_family("joe-low") == voice_family("joe") == "joe"
+    assert voice_family("allison") == "allison"
