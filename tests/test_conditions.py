@@ -85,10 +85,11 @@ def test_foreground_timing_finds_the_talkers_pause_under_quieter_talk():
     overall = timing_from_probabilities(np.ones(windows, np.float32), windows * 0.032, 0.5)
     assert overall.trailing_silence_s == pytest.approx(0.0)
     fg = foreground_timing(overall, flags, levels)
-    assert fg.foreground_speech_s == pytest.approx(16 * 0.032)
-    assert fg.foreground_trailing_s == pytest.approx((windows - 26) * 0.032)
+    # the talker's 16 windows and the 4 (0.13 s) either side of them, their onset and fade
+    assert fg.foreground_speech_s == pytest.approx(24 * 0.032)
+    assert fg.foreground_trailing_s == pytest.approx((windows - 30) * 0.032)
     assert fg.foreground_segments == 1
-    assert fg.background_speech_s == pytest.approx((windows - 16) * 0.032)
+    assert fg.background_speech_s == pytest.approx((windows - 24) * 0.032)
     assert fg.snr_db == pytest.approx(15.0)
 
 

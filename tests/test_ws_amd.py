@@ -94,7 +94,10 @@ def test_pcm16_16k_machine_and_a_malformed_message_in_between(detector, speech_w
             await ws.send("{not json")
             await ws.send(json.dumps({"type": "dance"}))
             got += await stream(ws, audio[16000:], 640)
-            await ws.send(json.dumps({"type": "flush"}))
+            # A call decided only at the maximum window (5 s) gets its final answer, and
+            # the close, while the rest is still being sent: then there is no flush to send.
+            with contextlib.suppress(ConnectionClosed):
+                await ws.send(json.dumps({"type": "flush"}))
             async for message in ws:
                 got.append(json.loads(message))
         return got

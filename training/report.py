@@ -197,17 +197,13 @@ def write_report(out_dir: Path, record: dict[str, Any]) -> list[Path]:
     if bins:
         fig, ax = plt.subplots(figsize=(4.2, 4.0))
         ax.plot([0.5, 1.0], [0.5, 1.0], color="grey", linestyle="--", label="calibrated")
-        ax.plot(
-            [b["stated"] for b in bins], [b["right"] for b in bins], marker="o", label="decisions"
+        ax.plot([b["stated"] for b in bins], [b["right"] for b in bins], label="decisions")
+        ax.scatter(
+            [b["stated"] for b in bins],
+            [b["right"] for b in bins],
+            s=[8 + 2 * b["n"] for b in bins],  # the area says how many calls
+            alpha=0.7,
         )
-        for b in bins:
-            ax.annotate(
-                str(b["n"]),
-                (b["stated"], b["right"]),
-                textcoords="offset points",
-                xytext=(4, -12),
-                fontsize=8,
-            )
         ax.set_xlim(0.5, 1.04)  # room for the last bin's count
         ax.set_ylim(0.5, 1.02)
         ax.set_xlabel("stated confidence (mean of the bin)")
@@ -215,7 +211,8 @@ def write_report(out_dir: Path, record: dict[str, Any]) -> list[Path]:
         ax.grid(alpha=0.3)
         ax.legend(loc="upper left")
         ax.set_title(
-            "Decided calls: stated confidence\nagainst the share right (labels: calls)",
+            "Decided calls: stated confidence against the\n"
+            "share right (marker area: calls in the bin)",
             fontsize=10,
         )
         fig.tight_layout()

@@ -25,12 +25,12 @@ from bridge.session.decision import TimingFeatures
 
 WINDOW = 512  # samples per VAD score at 16 kHz, fixed by the model
 WINDOW_S = WINDOW / TARGET_RATE
-# Speech more than this below the clip's loud speech is someone behind the talker. The
-# corpus mixes background talk 0-20 dB below the talker; a talker's own words stay
-# within about 9 dB of its loud speech once short dips are bridged (FOREGROUND_GAP).
+# Speech more than this below the clip's loud speech, and not right beside it, is someone
+# behind the talker. The corpus mixes background talk 0-20 dB below the talker.
 FOREGROUND_DB = 9.0
-# Quieter windows inside a foreground word, up to this many (0.19 s), stay foreground.
-FOREGROUND_GAP = 6
+# Speech windows this close to the talker's loud ones (0.13 s) are the talker's: a
+# word's quiet onset and fading end, the dips between syllables.
+FOREGROUND_REACH = 4
 
 
 class SpeechTimer:
@@ -71,14 +71,13 @@ def window_levels_db(clip: Float32Array) -> Float32Array:
     return levels
 
 
-def _smoothed(flags: npt.NDArray[np.bool_], gap: int) -> npt.NDArray[np.bool_]:
-    """``flags`` with gaps of at most ``gap`` windows between two speech windows filled
-    (a word's quiet consonants do not split it)."""
+def _near(flags: npt.NDArray[np.bool_], reach: int) -> npt.NDArray[np.bool_]:
+    """Windows within ``reach`` windows of a flagged one (a word's quiet onset, its
+    fading end and the dips between its syllables, around the loud part)."""
     out = flags.copy()
-    idx = np.flatnonzero(flags)
-    for a, b in zip(idx[:-1], idx[1:], strict=True):
-        if 1 < b - a <= gap + 1:
-            out[a:b] = True
+    for shift in range(1, reach + 1):
+        out[shift:] |= flags[:-shift]
+        out[:-shift] |= flags[shift:]
     return out
 
 
@@ -126,13 +125,13 @@ def foreground_timing(
     overall: TimingFeatures, flags: npt.NDArray[np.bool_], levels_db: Float32Array
 ) -> TimingFeatures:
     """The talker is the loudest voice: speech windows within ``FOREGROUND_DB`` of the
-    loud speech (its 90th percentile level) are the foreground, the other speech
-    windows are people behind them. The noise floor is the quietest tenth of the clip."""
+    loud speech (its 90th percentile level), and those within ``FOREGROUND_REACH`` of
+    them, are the foreground; the other speech windows are people behind the talker.
+    The noise floor is the quietest tenth of the clip."""
     speech_levels = levels_db[flags]
     loud = float(np.percentile(speech_levels, 90))
     floor = float(np.percentile(levels_db, 10))
-    foreground = _smoothed(flags & (levels_db >= loud - FOREGROUND_DB), FOREGROUND_GAP)
-    foreground &= flags
+    foreground = flags & _near(flags & (levels_db >= loud - FOREGROUND_DB), FOREGROUND_REACH)
     fg_idx = np.flatnonzero(foreground)
     last = int(fg_idx[-1]) if len(fg_idx) else -1
     return replace(
