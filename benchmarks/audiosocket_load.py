@@ -40,6 +40,7 @@ import struct
 import sys
 import time
 import uuid
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,34 @@ async def run_callers(target, args: tuple, peak_mb: float) -> tuple[Any, float]:
     return result, peak_mb
 
 
+async def run_paced(
+    calls: list[Coroutine[Any, Any, None]], on_tick: Callable[[float], None]
+) -> list[float]:
+    """Run ``calls`` while ``on_tick(now)`` is called every ``TICK_S`` (one ticker for all
+    calls, as Asterisk's 20 ms frames come), until every call is over; how late each
+    tick came, in seconds. ``now`` is ``time.monotonic()``."""
+    pending = {asyncio.create_task(c) for c in calls}
+    lateness: list[float] = []
+
+    async def ticker() -> None:
+        started = time.monotonic()
+        tick = 0
+        while pending:
+            tick += 1
+            due = started + tick * TICK_S
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            now = time.monotonic()
+            lateness.append(now - due)
+            on_tick(now)
+
+    tick_task = asyncio.create_task(ticker())
+    for task in pending.copy():
+        await task
+        pending.discard(task)
+    await tick_task
+    return lateness
+
+
 # --- the calls (second process) ----------------------------------------------
 
 
@@ -100,7 +129,6 @@ async def _clients(port: int, calls: int, cut_share: float, ramp_s: float, audio
     ]
     live: dict[int, dict] = {}
     results = {"hangup": 0, "cut": 0, "error": 0, "silence_frames": 0, "silence_bytes": 0}
-    lateness: list[float] = []
 
     async def call(k: int, plan: dict) -> None:
         await asyncio.sleep(plan["start"])
@@ -131,32 +159,21 @@ async def _clients(port: int, calls: int, cut_share: float, ramp_s: float, audio
             live.pop(k, None)
             writer.close()
 
-    async def ticker() -> None:
-        started = time.perf_counter()
-        tick = 0
-        while pending:
-            tick += 1
-            await asyncio.sleep(max(0.0, started + tick * TICK_S - time.perf_counter()))
-            lateness.append(time.perf_counter() - (started + tick * TICK_S))
-            for k, state in list(live.items()):
-                plan = plans[k]
-                if plan["cut_after"] is not None and state["sent"] >= plan["cut_after"]:
-                    live.pop(k, None)
-                    state["writer"].close()  # the callee hangs up: the socket closes
-                    continue
-                at = state["offset"] % (len(audio) - FRAME_BYTES)
-                state["writer"].write(
-                    struct.pack(">BH", 0x10, FRAME_BYTES) + audio[at : at + FRAME_BYTES]
-                )
-                state["offset"] = at + FRAME_BYTES
-                state["sent"] += TICK_S
+    def send_frames(now: float) -> None:
+        for k, state in list(live.items()):
+            plan = plans[k]
+            if plan["cut_after"] is not None and state["sent"] >= plan["cut_after"]:
+                live.pop(k, None)
+                state["writer"].close()  # the callee hangs up: the socket closes
+                continue
+            at = state["offset"] % (len(audio) - FRAME_BYTES)
+            state["writer"].write(
+                struct.pack(">BH", 0x10, FRAME_BYTES) + audio[at : at + FRAME_BYTES]
+            )
+            state["offset"] = at + FRAME_BYTES
+            state["sent"] += TICK_S
 
-    pending = {asyncio.create_task(call(k, plan)) for k, plan in enumerate(plans)}
-    tick_task = asyncio.create_task(ticker())
-    for task in pending.copy():
-        await task
-        pending.discard(task)
-    await tick_task
+    lateness = await run_paced([call(k, plan) for k, plan in enumerate(plans)], send_frames)
     late = np.array(lateness) * 1000
     results["ticker_late_ms_p50"] = round(float(np.percentile(late, 50)), 1)
     results["ticker_late_ms_p99"] = round(float(np.percentile(late, 99)), 1)

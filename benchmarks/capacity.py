@@ -33,11 +33,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from audiosocket_load import rss_mb, run_callers  # beside this script
+from audiosocket_load import (  # beside this script
+    FRAME_BYTES,
+    TICK_S,
+    rss_mb,
+    run_callers,
+    run_paced,
+)
 
 HERE = Path(__file__).resolve().parent
-FRAME_BYTES = 320  # 20 ms of 8 kHz slin
-TICK_S = 0.020
 CALL_AUDIO_S = 6.0  # every recording is padded to this: the maximum window is 5 s
 LATE_LIMIT_MS = 250.0
 TEXTS = {
@@ -89,7 +93,6 @@ async def _callers(
         t += rng.expovariate(rate)
     live: dict[str, dict[str, Any]] = {}
     calls: dict[str, dict[str, Any]] = {}
-    tick_late: list[float] = []
 
     async def call(at: float, k: int) -> None:
         await asyncio.sleep(at)
@@ -117,30 +120,18 @@ async def _callers(
             live.pop(str(call_id), None)
             writer.close()
 
-    async def ticker() -> None:
-        started = time.monotonic()
-        tick = 0
-        while pending:
-            tick += 1
-            await asyncio.sleep(max(0.0, started + tick * TICK_S - time.monotonic()))
-            now = time.monotonic()
-            tick_late.append(now - (started + tick * TICK_S))
-            for state in list(live.values()):
-                sent = state["record"]["sent"]
-                at = len(sent) * FRAME_BYTES
-                if at + FRAME_BYTES > len(state["pcm"]):
-                    continue  # the recording is over: the line stays quiet
-                state["writer"].write(
-                    struct.pack(">BH", 0x10, FRAME_BYTES) + state["pcm"][at : at + FRAME_BYTES]
-                )
-                sent.append(now)
+    def send_frames(now: float) -> None:
+        for state in list(live.values()):
+            sent = state["record"]["sent"]
+            at = len(sent) * FRAME_BYTES
+            if at + FRAME_BYTES > len(state["pcm"]):
+                continue  # the recording is over: the line stays quiet
+            state["writer"].write(
+                struct.pack(">BH", 0x10, FRAME_BYTES) + state["pcm"][at : at + FRAME_BYTES]
+            )
+            sent.append(now)
 
-    pending = {asyncio.create_task(call(at, k)) for k, at in enumerate(starts)}
-    tick_task = asyncio.create_task(ticker())
-    for task in pending.copy():
-        await task
-        pending.discard(task)
-    await tick_task
+    tick_late = await run_paced([call(at, k) for k, at in enumerate(starts)], send_frames)
     late = np.array(tick_late or [0.0]) * 1000
     return {"calls": calls, "ticker_late_ms_p99": round(float(np.percentile(late, 99)), 1)}
 
