@@ -116,7 +116,9 @@ Message = Hangup | CallId | Dtmf | Audio | PeerError
 def decode(kind_byte: int, payload: bytes) -> Message:
     """One message from its kind and payload; ``AudioSocketError`` if it is not valid."""
     fmt = _FORMATS.get(kind_byte)
-    if fmt is not None and payload:  # audio, most messages by far: the short way
+    if fmt is not None:  # audio, most messages by far: no enum lookup
+        if not payload:
+            raise AudioSocketError("an audio message with no samples")
         return Audio(fmt, payload)
     try:
         kind = Kind(kind_byte)
@@ -132,11 +134,8 @@ def decode(kind_byte: int, payload: bytes) -> Message:
         if len(payload) != 1 or not 0x20 < payload[0] < 0x7F:
             raise AudioSocketError("a DTMF message carries one printable ASCII byte")
         return Dtmf(chr(payload[0]))
-    if kind is Kind.ERROR:
-        return PeerError(payload)
-    if not payload:
-        raise AudioSocketError("an audio message with no samples")
-    return Audio(_FORMATS[kind], payload)
+    assert kind is Kind.ERROR  # the audio kinds were taken above
+    return PeerError(payload)
 
 
 def joined_audio(messages: list[Message]) -> list[Message]:

@@ -158,13 +158,13 @@ class _Connection:
         """The call, created at its first audio frame (which fixes the rate)."""
         if self.call is None:
             fmt = message.format if message is not None else SLIN_8K
-            if message is not None:
-                self._wake_every(round(READ_BATCH_S * fmt.rate) * 2)
             session = CallSession(
                 self.call_id, fmt, self.handler.policy, self.started, fill_stalls=True
             )
             self.call = self.handler.live_call(session, self.clock)
             self._finisher = asyncio.create_task(self._finish(self.call))
+            if message is not None:
+                self._batch_reads()
         return self.call
 
     async def run(
@@ -174,9 +174,9 @@ class _Connection:
         early: list[wire.Message],
         broken: wire.AudioSocketError | None,
     ) -> None:
-        pending = wire.joined_audio(early)
+        pending = early
         while True:
-            for message in pending:
+            for message in wire.joined_audio(pending):
                 if not self._on_message(message):
                     return
             if broken is not None:
@@ -187,8 +187,8 @@ class _Connection:
             except ConnectionError:
                 data = b""
             self.last_read_at = self.clock()
-            if self._wake_bytes == 1 and self.call is not None:
-                self._wake_every(round(READ_BATCH_S * self.call.session.format.rate) * 2)
+            if self._wake_bytes == 1:  # lowered by the quiet watch
+                self._batch_reads()
             if not data:
                 self._live(None).hangup()  # Asterisk closes the socket when the channel hangs up
                 return
@@ -196,12 +196,9 @@ class _Connection:
                 pending = []  # audio still in flight after our hangup message: discard
                 continue
             try:
-                pending = wire.joined_audio(parser.feed(data))
+                pending = parser.feed(data)
             except wire.AudioSocketError as exc:
-                pending, broken = (
-                    wire.joined_audio(exc.messages),
-                    exc,
-                )  # what came before the bad bytes counts
+                pending, broken = exc.messages, exc  # what came before the bad bytes counts
 
     def on_quiet(self) -> None:
         """Nothing came from Asterisk for a while: keep AudioSocket() alive, and let the
@@ -211,6 +208,11 @@ class _Connection:
         no_audio_s = self.handler.policy.no_audio_timeout_s
         if self.call is not None or self.clock() - self.started >= no_audio_s:
             self._live(None).check_timeouts()  # no call before its first frame
+
+    def _batch_reads(self) -> None:
+        """Once the call's rate is known: wake the reader for ``READ_BATCH_S`` of audio."""
+        if self.call is not None:
+            self._wake_every(round(READ_BATCH_S * self.call.session.format.rate) * 2)
 
     def _wake_every(self, n_bytes: int) -> None:
         """Have the kernel wake the reader only once ``n_bytes`` are waiting (or the
