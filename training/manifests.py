@@ -33,12 +33,13 @@ class LabelledRow:
 
 
 # Columns a report breaks its figures down by: the callee's answer, the voice's family
-# (``voice`` up to its first "+" or "-" variant mark: en-gb+f2 -> en-gb, joe-low -> joe),
-# the channel's condition and codec.
+# (``voice_family``), the channel's condition and codec.
 FACETS = ("label", "voice_family", "condition", "codec")
 
 
 def voice_family(voice: str) -> str:
+    """An espeak-ng voice without its variant (en-gb+f2 -> en-gb); piper's joe at any
+    pitch (joe-low -> joe)."""
     name = voice.split("+")[0]
     return "joe" if name.startswith("joe") else name
 
@@ -117,13 +118,8 @@ def read_classification_manifest(path: Path) -> ManifestReport:
         label = row["label"].lower()
         group = row.get("template") or row.get("group") or f"row{n}"
         split = row.get("split") or None
-        if row.get("path"):
-            where = _resolve(row["path"], path.parent)
-            report.rows.append(
-                LabelledRow(label, group, row.get("text"), where, split, _facets(row))
-            )
-        else:
-            report.rows.append(LabelledRow(label, group, row["text"], None, split, _facets(row)))
+        where = _resolve(row["path"], path.parent) if row.get("path") else None
+        report.rows.append(LabelledRow(label, group, row.get("text"), where, split, _facets(row)))
     return report
 
 

@@ -204,7 +204,7 @@ def write_report(out_dir: Path, record: dict[str, Any]) -> list[Path]:
             s=[8 + 2 * b["n"] for b in bins],  # the area says how many calls
             alpha=0.7,
         )
-        ax.set_xlim(0.5, 1.04)  # room for the last bin's count
+        ax.set_xlim(0.5, 1.04)  # room for the largest markers
         ax.set_ylim(0.5, 1.02)
         ax.set_xlabel("stated confidence (mean of the bin)")
         ax.set_ylabel("share right")

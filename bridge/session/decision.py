@@ -43,8 +43,8 @@ class TimingFeatures:
     trailing_silence_s: float  # from the end of the last speech to the end of the clip
     segments: int  # separate stretches of speech
     clip_s: float  # length of the analysed clip
-    # The same for the loudest voice only (the talker, not people talking behind them):
-    # speech within ``FOREGROUND_DB`` of the clip's loud speech (see ``bridge.engine.vad``).
+    # The same for the loudest voice only (the talker, not people talking behind them;
+    # ``bridge.engine.vad.foreground_timing`` says how it is told apart).
     foreground_speech_s: float = 0.0
     foreground_trailing_s: float = 0.0  # from the foreground's last speech to the end
     foreground_segments: int = 0
