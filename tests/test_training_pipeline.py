@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from training.composed import load_grammar
+
 AMD_TRAIN = str(Path(sys.executable).with_name("amd-train"))
 AMD_BRIDGE = str(Path(sys.executable).with_name("amd-bridge"))
 
@@ -45,6 +47,8 @@ def corpus(tmp_path_factory, allison_prompts: Path) -> Path:
         "3",
         "--variants",
         "2",
+        "--composed",
+        "24",
         "--asterisk-sounds",
         str(allison_prompts),
     )
@@ -60,7 +64,8 @@ def imported(corpus: Path) -> Path:
 
 def test_the_corpus_keeps_test_voices_and_templates_apart_from_training(corpus: Path) -> None:
     recordings = rows(corpus / "manifest.csv")
-    assert list(recordings[0]) == ["path", "label", "text", "template", "voice", "split"] + [
+    header = ["path", "label", "text", "template", "text_class", "voice", "split"]
+    assert list(recordings[0]) == header + [
         "codec",
         "level_db",
         "condition",
@@ -74,6 +79,13 @@ def test_the_corpus_keeps_test_voices_and_templates_apart_from_training(corpus: 
         assert {r["label"] for r in side} == {"human", "machine"}
     assert not {r["voice"] for r in sides["train"]} & {r["voice"] for r in sides["test"]}
     assert not {r["template"] for r in sides["train"]} & {r["template"] for r in sides["test"]}
+    assert not {r["text"] for r in sides["train"]} & {r["text"] for r in sides["test"]}
+    composed = [r for r in recordings if "-" in r["template"] and r["voice"] != "allison"]
+    for side in ("train", "test"):  # --composed 24: one of each class on each side
+        assert {r["text_class"] for r in composed if r["split"] == side} == set(
+            load_grammar().classes
+        )
+    assert all(r["text_class"] for r in recordings)
     families = {r["voice"].split("+")[0] for r in recordings}
     assert "allison" in families and any(v.startswith("joe") for v in families)
     assert any(v.startswith("en-") for v in families)  # espeak-ng

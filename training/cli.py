@@ -50,6 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
     corpus.add_argument("--templates", type=Path, help="template CSV (default: the project's)")
     corpus.add_argument("--variants", type=int, default=6, help="renderings per template")
     corpus.add_argument("--limit", type=int, help="use only the first N templates of each label")
+    corpus.add_argument(
+        "--composed",
+        type=int,
+        default=2000,
+        help="about N distinct texts composed from training/data/grammar.toml, spoken once each",
+    )
+    corpus.add_argument("--grammar", type=Path, help="phrase grammar TOML (default: the project's)")
     corpus.add_argument("--voices", default="piper,espeak", help="voice families: piper,espeak")
     corpus.add_argument(
         "--asterisk-sounds",
@@ -328,6 +335,7 @@ def _bulk_eval(args: argparse.Namespace) -> int:
 
 
 def _corpus(args: argparse.Namespace) -> int:
+    from training.composed import compose, load_grammar
     from training.corpus import CorpusBuilder, split_templates, split_voices
     from training.synth import PiperSpeaker
     from training.texts import load_templates
@@ -346,13 +354,29 @@ def _corpus(args: argparse.Namespace) -> int:
     if not families or families - {"piper", "espeak"}:
         print(f"amd-train: --voices {args.voices!r}: choose from piper,espeak", file=sys.stderr)
         return 2
-    templates = load_templates(args.templates)
+    written = load_templates(args.templates)
+    templates = written
     if args.limit:
         templates = [
             t
             for label in ("human", "machine")
-            for t in [x for x in templates if x.label == label][: args.limit]
+            for t in [x for x in written if x.label == label][: args.limit]
         ]
+    try:
+        composed = (
+            compose(
+                load_grammar(args.grammar),
+                args.composed,
+                args.held_out,
+                args.seed,
+                exclude=[t.text for t in written],
+            )
+            if args.composed > 0
+            else []
+        )
+    except (OSError, ValueError, KeyError) as exc:  # tomllib's errors are ValueErrors
+        print(f"amd-train: grammar: {exc}", file=sys.stderr)
+        return 2
     try:
         voices = {}
         if "piper" in families:
@@ -374,6 +398,15 @@ def _corpus(args: argparse.Namespace) -> int:
         builder.speak_templates(
             templates, all_voices, template_side, voice_side, args.variants, 6.0
         )
+        if composed:
+            builder.speak_templates(
+                [t for t, _ in composed],
+                all_voices,
+                {t.template_id: s for t, s in composed},
+                voice_side,
+                1,
+                6.0,
+            )
         if prompts:
             builder.asterisk(prompts, args.variants, 6.0)
     except VoiceError as exc:

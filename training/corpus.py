@@ -10,7 +10,10 @@ intercepts play, and go to the training side.
 
 Every recording gets a channel condition (``training.conditions``: nothing, band
 noise, or other people talking behind the callee; some with lost frames) and a codec.
-Out come ``manifest.csv`` (``path,label,text,template,voice,split``, then the
+Besides the hand-written templates, the corpus speaks composed texts
+(``training.composed``): one recording each of many distinct texts, whose held-out
+side is worded with phrases the training side never uses.
+Out come ``manifest.csv`` (``path,label,text,template,text_class,voice,split``, then the
 channel's ``codec,level_db,condition,background_db,lost_share``) for the classifier
 and the evaluation, and ``asr.csv`` (``path,transcription,...``):
 short clips whose whole text is heard within the decision window, for Whisper
@@ -51,6 +54,14 @@ ASTERISK_GREETINGS = {
     "ast-notanswering": ["number-not-answering"],
     "ast-privacy": ["privacy-unident"],
     "ast-telemarketers": ["tt-allbusy"],
+}
+
+# What kind of call each of them is (the rest are carriers' intercepts).
+ASTERISK_CLASSES = {
+    "ast-unavail": "personal-greeting",
+    "ast-busy": "personal-greeting",
+    "ast-nobody": "personal-greeting",
+    "ast-privacy": "call-screening",
 }
 
 
@@ -171,6 +182,8 @@ class CorpusBuilder:
                     audio = mix_below(audio, behind, condition.background_db)
                 path, channel = self._save("audio", stem, audio, voice.rate, rng, condition)
                 row = {"label": template.label, "text": text, "template": template.template_id}
+                if template.text_class:
+                    row["text_class"] = template.text_class
                 row |= {"voice": voice.name, "split": side}
                 self.rows.recordings.append({"path": path, **row, **channel})
                 self._phrase(stem, voice, opening_phrases(fill(template.text, rng)), side, template)
@@ -218,6 +231,7 @@ class CorpusBuilder:
                         "label": "machine",
                         "text": text,
                         "template": name,
+                        "text_class": ASTERISK_CLASSES.get(name, "carrier-message"),
                         "voice": "allison",
                         "split": TRAIN,
                         **channel,

@@ -32,9 +32,10 @@ class LabelledRow:
     facets: tuple[tuple[str, str], ...] = ()
 
 
-# Columns a report breaks its figures down by: the callee's answer, the voice's family
-# (``voice_family``), the channel's condition and codec.
-FACETS = ("label", "voice_family", "condition", "codec")
+# Columns a report breaks its figures down by: the callee's answer, the kind of call it
+# is (``text_class``), the voice's family (``voice_family``), the channel's condition and
+# codec.
+FACETS = ("label", "text_class", "voice_family", "condition", "codec")
 
 
 def voice_family(voice: str) -> str:
@@ -48,7 +49,7 @@ def _facets(row: dict[str, str]) -> tuple[tuple[str, str], ...]:
     found = {"label": row["label"].lower()}
     if row.get("voice"):
         found["voice_family"] = voice_family(row["voice"])
-    for column in ("condition", "codec"):
+    for column in ("text_class", "condition", "codec"):
         if row.get(column):
             found[column] = row[column]
     return tuple((f, found[f]) for f in FACETS if f in found)

@@ -102,13 +102,17 @@ class Template:
     template_id: str
     label: str
     text: str
+    text_class: str = ""  # what kind of call (personal-greeting, receptionist, ...)
 
 
 def load_templates(path: Path | None = None) -> list[Template]:
     """The project's templates (``training/data/openers.csv``) or your own file."""
     source = path or Path(str(resources.files("training") / "data" / "openers.csv"))
     with source.open(newline="", encoding="utf-8") as fh:
-        return [Template(r["template"], r["label"], r["text"]) for r in csv.DictReader(fh)]
+        return [
+            Template(r["template"], r["label"], r["text"], r.get("class") or "")
+            for r in csv.DictReader(fh)
+        ]
 
 
 def _spoken_number(rng: random.Random) -> str:

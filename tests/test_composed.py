@@ -1,0 +1,87 @@
+"""Composed openers (training.composed): distinct texts from the phrase grammar, with
+held-out texts worded only with held-out phrases."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from training.composed import (
+    TEST,
+    TRAIN,
+    GrammarError,
+    compose,
+    load_grammar,
+    sentence_case,
+    split_pools,
+)
+from training.texts import fill, load_templates
+
+
+def test_the_project_grammar_gives_at_least_1500_distinct_texts_of_every_class_on_both_sides():
+    grammar = load_grammar()
+    composed = compose(grammar, 2000, 0.25, seed=1)
+    texts = [t.text for t, _ in composed]
+    assert len(set(texts)) == len(texts) >= 1500
+    by_side = Counter((t.text_class, side) for t, side in composed)
+    for text_class in grammar.classes:
+        assert by_side[(text_class, TRAIN)] > by_side[(text_class, TEST)] > 0
+    assert {t.label for t, _ in composed} == {"human", "machine"}
+    rng = random.Random(0)
+    for template, _ in composed:  # every slot is one fill() knows
+        assert "{" not in fill(template.text, rng)
+
+
+def test_the_grammar_classes_are_the_ones_openers_csv_uses():
+    opener_classes = {t.text_class for t in load_templates()}
+    assert "" not in opener_classes
+    assert opener_classes <= set(load_grammar().classes)
+
+
+def test_a_held_out_text_is_worded_only_with_held_out_phrases(tmp_path: Path):
+    path = tmp_path / "grammar.toml"
+    path.write_text(
+        "[pools]\n"
+        'a = ["a1,", "a2,", "a3,", "a4,", "a5,", "a6,", "a7,", "a8,"]\n'
+        'b = ["b1.", "b2.", "b3.", "b4.", "b5.", "b6.", "b7.", "b8."]\n'
+        'tail = ["end.", "stop."]\n'
+        '[[frame]]\nclass = "demo"\nlabel = "machine"\nparts = ["a", "b", "|", "tail?"]\n',
+        encoding="utf-8",
+    )
+    grammar = load_grammar(path)
+    sides = split_pools(grammar, 0.25, seed=3)
+    assert len(sides[TEST]["a"]) == 2 and not set(sides[TEST]["a"]) & set(sides[TRAIN]["a"])
+    assert sides[TEST]["tail"] == sides[TRAIN]["tail"]  # too small to divide
+    composed = compose(grammar, 40, 0.25, seed=3)
+    for template, side in composed:
+        words = {w.strip(",.|").lower() for w in template.text.split()} - {"", "end", "stop"}
+        allowed = {e.strip(",.") for pool in ("a", "b") for e in sides[side][pool]}
+        assert words <= allowed, (template.text, side)
+    assert {side for _, side in composed} == {TRAIN, TEST}
+    assert any(" | " in t.text for t, _ in composed)
+
+
+def test_pieces_are_joined_as_sentences_with_pauses():
+    assert sentence_case(["hi,", "you've reached {name}.", "leave a message."]) == (
+        "Hi, you've reached {name}. Leave a message."
+    )
+    assert sentence_case(["hello?", "|", "hello? anyone there?", "|okay, bye."]) == (
+        "Hello? | Hello? Anyone there? | Okay, bye."
+    )
+    assert sentence_case(["", "{company}, this is {name}.", "how can I help?"]) == (
+        "{company}, this is {name}. How can I help?"
+    )
+
+
+@pytest.mark.parametrize(
+    ("frame", "problem"),
+    [('parts = ["nope"]\nlabel = "human"', "no pool"), ('parts = ["a"]\nlabel = "robot"', "label")],
+)
+def test_a_grammar_that_names_what_it_does_not_define_is_refused(tmp_path, frame, problem):
+    path = tmp_path / "grammar.toml"
+    path.write_text(f'[pools]\na = ["x"]\n[[frame]]\nclass = "c"\n{frame}\n', encoding="utf-8")
+    with pytest.raises(GrammarError, match=problem):
+        load_grammar(path)
