@@ -1,5 +1,6 @@
 """Text features, the classifier's maths, and the safety of its file format."""
 
+import math
 import pickle
 import zipfile
 
@@ -150,6 +151,7 @@ def test_a_file_that_is_not_an_npz_archive_is_refused_saying_so(tmp_path, conten
         (lambda a: a.update(idf=a["idf"][:-1]), "differ in length"),
         (lambda a: a.update(timing_scale=np.zeros_like(a["timing_scale"])), "invalid weights"),
         (lambda a: a.update(intercept=np.array(np.nan)), "invalid weights"),
+        (lambda a: a.update(logit_scale=np.array(0.0)), "invalid weights"),
         (lambda a: a.update(timing_names=np.array(["a", "b", "c", "d", "e"])), "expects timing"),
         (lambda a: a.update(meta=np.array("{not json")), "metadata"),
     ],
@@ -179,3 +181,24 @@ def test_file_declares_its_format(tmp_path):
     fit(_examples(False), min_df=1).save(path)
     with np.load(path, allow_pickle=False) as data:
         assert str(data["format"]) == FORMAT
+
+
+def test_the_logit_scale_softens_the_answer_and_survives_a_round_trip(tmp_path):
+    clf = fit(_examples(True), min_df=1)
+    text, timing = TEXTS[0], TIMINGS[0]
+    sure = clf.proba_human(text, timing)
+    clf.model.logit_scale = 0.5
+    softer = clf.proba_human(text, timing)
+    z = math.log(sure / (1 - sure))
+    assert softer == pytest.approx(1 / (1 + math.exp(-0.5 * z)))
+    path = tmp_path / "scaled.npz"
+    clf.save(path)
+    assert AmdClassifier.load(path).proba_human(text, timing) == pytest.approx(softer)
+
+
+def test_a_file_from_before_calibration_loads_with_scale_one(tmp_path):
+    arrays = _saved(tmp_path)
+    arrays.pop("logit_scale")
+    path = tmp_path / "old.npz"
+    np.savez(path, **arrays)
+    assert AmdClassifier.load(path).model.logit_scale == 1.0

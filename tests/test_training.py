@@ -60,6 +60,29 @@ def test_text_manifest_with_bad_rows(tmp_path, capsys):
     assert amd_train(["classifier", "--manifest", str(manifest), "--out", str(out)]) == 2
 
 
+def test_one_run_saves_the_refit_model_and_the_training_side_model(tmp_path):
+    rows = [(t.text, t.label, t.template_id) for t in load_templates()]
+    manifest = tmp_path / "texts.csv"
+    write_csv(manifest, ["text", "label", "template"], rows)
+    out, held = tmp_path / "all.npz", tmp_path / "heldout.npz"
+    args = ["classifier", "--manifest", str(manifest), "--out", str(out)]
+    assert amd_train([*args, "--held-out-model", str(held)]) == 0
+    refit, on_train = AmdClassifier.load(out), AmdClassifier.load(held)
+    assert refit.model.meta["training"]["refit_on_all"] is True
+    assert on_train.model.meta["training"]["refit_on_all"] is False
+    assert "fit on the training side only" in (tmp_path / "heldout.md").read_text()
+    # The training-side model is what --no-refit saves: it never saw the held-out texts.
+    solo = tmp_path / "solo.npz"
+    assert (
+        amd_train(["classifier", "--manifest", str(manifest), "--out", str(solo), "--no-refit"])
+        == 0
+    )
+    assert AmdClassifier.load(solo).model.vocab == on_train.model.vocab != refit.model.vocab
+    # Neither file is overwritten without --force.
+    assert amd_train([*args, "--held-out-model", str(held), "--force"]) == 0
+    assert amd_train([*args[:-1], str(tmp_path / "new.npz"), "--held-out-model", str(held)]) == 2
+
+
 def test_manifest_without_the_needed_columns_is_refused(tmp_path, capsys):
     manifest = tmp_path / "m.csv"
     write_csv(manifest, ["file", "kind"], [("a.wav", "human")])
@@ -80,7 +103,13 @@ def test_synthesised_recordings_train_a_timing_model_the_runtime_loads(tmp_path)
         )
     out = tmp_path / "clf.npz"
     args = ["classifier", "--manifest", str(manifest), "--out", str(out), "--test-size", "0.34"]
-    assert amd_train([*args, "--windows", "2,4"]) == 0
+    assert (
+        amd_train([*args, "--windows", "2,4", "--calibrate", "--card", str(tmp_path / "c.md")]) == 0
+    )
+    calibration = AmdClassifier.load(out).model.meta["training"]["calibration"]
+    assert calibration["logit_scale"] > 0 and calibration["before"]["calls"] >= 1
+    assert AmdClassifier.load(out).model.logit_scale == calibration["logit_scale"]
+    assert "Calibrated on the held-out side" in (tmp_path / "c.md").read_text()
     with (tmp_path / "clf.bad-rows.csv").open() as fh:
         reasons = [row["reason"] for row in csv.DictReader(fh)]
     assert len(reasons) == 2

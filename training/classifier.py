@@ -259,15 +259,25 @@ def train_and_report(
     c: float,
     source: str,
     refit: bool = True,
-) -> tuple[AmdClassifier, dict[str, Any]]:
+    calibrate_at: float | None = None,
+) -> tuple[AmdClassifier, dict[str, Any], AmdClassifier]:
     """Held-out metrics from a group split, then the model refit on everything (or,
     without ``refit``, the model fit on the training side, which has never seen the
-    held-out side and so can be evaluated on it)."""
+    held-out side and so can be evaluated on it). Also returns that training-side model
+    (the same object without ``refit``), with its own record.
+
+    With ``calibrate_at`` (the service's threshold), the log-odds scale is fit on the
+    held-out side (``training.calibration``) and set on both models; the held-out figures
+    are then the calibrated model's."""
+    from training.calibration import calibrate
+
     t0 = time.perf_counter()
     train, test = split_by_group(examples, test_size, seed)
     on_train = fit(train, c=c)
+    calibration = calibrate(on_train, test, calibrate_at) if calibrate_at is not None else None
     held_out = evaluate(on_train, test)
     final = fit(examples, c=c) if refit else on_train
+    final.model.logit_scale = on_train.model.logit_scale
     record = {
         "source": source,
         "examples": len(examples),
@@ -283,8 +293,12 @@ def train_and_report(
         "held_out": held_out,
         "fit_seconds": round(time.perf_counter() - t0, 2),
     }
-    final.model.meta = {"training": record}
-    return final, record
+    if calibration is not None:
+        record["calibration"] = calibration
+    on_train.model.meta = {"training": {**record, "refit_on_all": False}}
+    if refit:
+        final.model.meta = {"training": record}
+    return final, record, on_train
 
 
 def write_card(path: Path, record: dict[str, Any], model_file: str) -> None:
@@ -342,6 +356,8 @@ def write_card(path: Path, record: dict[str, Any], model_file: str) -> None:
                 f"| {t} | {m['accuracy_when_decided']:.3f} | {m['notsure_rate']:.3f} "
                 f"| {m['error_rate']:.3f} | {m['mean_decision_s']:.2f} |"
             )
+    if "calibration" in record:
+        lines += _calibration_lines(record["calibration"])
     if "by_window_s" in h:
         lines += ["", "Accuracy by analysed audio length:", ""]
         lines += [f"- {w} s: {a:.3f}" for w, a in h["by_window_s"].items()]
@@ -363,3 +379,32 @@ def write_card(path: Path, record: dict[str, Any], model_file: str) -> None:
         "",
     ]
     path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def _calibration_lines(cal: dict[str, Any]) -> list[str]:
+    def row(name: str, r: dict[str, Any]) -> str:
+        if not r["decided"]:
+            return f"| {name} | {r['calls']} | 0 | - | - |"
+        return (
+            f"| {name} | {r['calls']} | {r['decided']} | {r['mean_stated']:.3f} "
+            f"| {r['share_right']:.3f} |"
+        )
+
+    lines = [
+        "",
+        f"Calibrated on the held-out side: the log-odds are scaled by {cal['logit_scale']:.3f}",
+        f"(least log loss over {cal['held_out_asks']} held-out asks). The figures above are",
+        "the calibrated model's. Decided calls at the threshold "
+        f"{cal['threshold']}, before and after:",
+        "",
+        "| | calls | decided | mean stated confidence | share right |",
+        "|---|---|---|---|---|",
+        row("before", cal["before"]),
+        row("after", cal["after"]),
+    ]
+    for n, half in enumerate(cal.get("split_half", []), start=1):
+        lines.append(
+            row(f"half {n}, fit on the other half (scale {half['scale']:.3f})", half["after"])
+        )
+        lines.append(row(f"half {n}, uncalibrated", half["before"]))
+    return lines

@@ -134,6 +134,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="save the model fit on the training side only, not refit on all rows, so that "
         "`amd-train evaluate --split test` on the same manifest is a held-out figure",
     )
+    clf.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="fit the log-odds scale on the held-out side, so that the confidence of a "
+        "call's decision at AMD_THRESHOLD means what it says (recordings only)",
+    )
+    clf.add_argument(
+        "--held-out-model",
+        type=Path,
+        help="also save the model fit on the training side only here (as --no-refit would), "
+        "from the same transcripts: no second pass through Whisper",
+    )
     ev = _command(
         commands, "evaluate", help="report accuracy against decision time, as JSON, PNG, markdown"
     )
@@ -443,12 +455,14 @@ def _classifier(args: argparse.Namespace) -> int:
     from bridge.engine.detector import Transcriber
     from bridge.engine.models import resolve_whisper_model
     from bridge.errors import AmdError
+    from bridge.settings import Settings
     from training.classifier import examples_from_manifest, train_and_report, write_card
     from training.manifests import ManifestError, read_classification_manifest
 
-    if args.out.exists() and not args.force:
-        print(f"amd-train: {args.out} exists; use --force to overwrite", file=sys.stderr)
-        return 2
+    for target in (args.out, args.held_out_model):
+        if target is not None and target.exists() and not args.force:
+            print(f"amd-train: {target} exists; use --force to overwrite", file=sys.stderr)
+            return 2
     try:
         report = read_classification_manifest(args.manifest)
     except ManifestError as exc:
@@ -468,8 +482,14 @@ def _classifier(args: argparse.Namespace) -> int:
         source = args.source or f"{args.manifest.name}, {len(report.rows)} rows"
         if any(e.window_s for e in examples):
             source += f", cut at {args.windows} s"
-        clf, record = train_and_report(
-            examples, args.test_size, args.seed, args.c, source, refit=not args.no_refit
+        clf, record, on_train = train_and_report(
+            examples,
+            args.test_size,
+            args.seed,
+            args.c,
+            source,
+            refit=not args.no_refit,
+            calibrate_at=Settings.load().threshold if args.calibrate else None,
         )
     except (AmdError, ValueError) as exc:  # models that do not load, unusable data
         print(f"amd-train: {exc}", file=sys.stderr)
@@ -484,6 +504,15 @@ def _classifier(args: argparse.Namespace) -> int:
     AmdClassifier.load(args.out)  # what we wrote must load
     if args.card:
         write_card(args.card, record, args.out.name)
+    if args.held_out_model:
+        args.held_out_model.parent.mkdir(parents=True, exist_ok=True)
+        on_train.save(args.held_out_model)
+        AmdClassifier.load(args.held_out_model)
+        write_card(
+            args.held_out_model.with_suffix(".md"),
+            on_train.model.meta["training"],
+            args.held_out_model.name,
+        )
     h = record["held_out"]
     print(
         f"held-out accuracy {h['accuracy']:.3f} on {record['test_examples']} examples; "

@@ -38,6 +38,9 @@ class ClassifierModel:
     timing_scale: FloatArray
     analyzer: AnalyzerConfig = field(default_factory=AnalyzerConfig)
     meta: dict[str, Any] = field(default_factory=dict)
+    # The log-odds are multiplied by this before the sigmoid: fit on held-out calls
+    # (``amd-train classifier --calibrate``) so that a stated confidence means what it says.
+    logit_scale: float = 1.0
 
     @property
     def uses_timing(self) -> bool:
@@ -61,6 +64,7 @@ class AmdClassifier:
                 raise ValueError("this classifier needs timing features")
             x = (np.asarray(timing.as_vector()) - self.model.timing_mean) / self.model.timing_scale
             z += float(np.dot(x, self.model.timing_coef))
+        z *= self.model.logit_scale
         return 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0
 
     def proba_human_batch(
@@ -87,6 +91,7 @@ class AmdClassifier:
                 timing_coef=m.timing_coef.astype(np.float64),
                 timing_names=np.array(TIMING_FEATURE_NAMES if m.uses_timing else (), dtype=str),
                 intercept=np.array(m.intercept, dtype=np.float64),
+                logit_scale=np.array(m.logit_scale, dtype=np.float64),
                 timing_mean=m.timing_mean.astype(np.float64),
                 timing_scale=m.timing_scale.astype(np.float64),
                 meta=np.array(json.dumps(meta, sort_keys=True)),
@@ -135,6 +140,8 @@ def _model_from_arrays(arrays: dict[str, np.ndarray], path: Path) -> ClassifierM
     mean = need("timing_mean").astype(np.float64)
     scale = need("timing_scale").astype(np.float64)
     intercept = float(need("intercept"))
+    # Files written before calibration existed have no scale: theirs is 1.
+    logit_scale = float(arrays["logit_scale"]) if "logit_scale" in arrays else 1.0
     try:
         meta = json.loads(str(need("meta")))
     except json.JSONDecodeError as exc:
@@ -149,8 +156,12 @@ def _model_from_arrays(arrays: dict[str, np.ndarray], path: Path) -> ClassifierM
     t = len(timing_names)
     if not (len(timing_coef) == len(mean) == len(scale) == t):
         raise ModelError(f"classifier file {path}: timing weights do not match their names")
-    arrays_to_check = (idf, text_coef, timing_coef, mean, scale, np.array([intercept]))
-    if not all(np.all(np.isfinite(a)) for a in arrays_to_check) or np.any(scale <= 0):
+    arrays_to_check = (idf, text_coef, timing_coef, mean, scale, np.array([intercept, logit_scale]))
+    if (
+        not all(np.all(np.isfinite(a)) for a in arrays_to_check)
+        or np.any(scale <= 0)
+        or logit_scale <= 0
+    ):
         raise ModelError(f"classifier file {path} holds non-finite or invalid weights")
     analyzer_meta = meta.get("analyzer", {})
     analyzer = AnalyzerConfig(
@@ -167,6 +178,7 @@ def _model_from_arrays(arrays: dict[str, np.ndarray], path: Path) -> ClassifierM
         timing_scale=scale,
         analyzer=analyzer,
         meta=meta,
+        logit_scale=logit_scale,
     )
 
 
