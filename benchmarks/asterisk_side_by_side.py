@@ -12,7 +12,11 @@ Prints, per recording and in total, both verdicts and both times to decision
 Recordings: texts written for this benchmark (not among the training templates),
 spoken by piper through a mu-law telephone channel at 30 dB SNR, a person's
 opener followed by silence, and Asterisk's own recorded voicemail prompts
-(the greeting ``VoiceMail()`` plays). Needs root, like the test suite.
+(the greeting ``VoiceMail()`` plays). With ``--held-out N``, also N texts of each
+answer from the held-out side of ``amd-train corpus --seed 1`` (composed of phrases
+the classifier never saw, every text class), spoken by its held-out voices through
+the same channel, pauses and a machine's beep as the corpus makes them.
+Needs root, like the test suite.
 """
 
 from __future__ import annotations
@@ -118,6 +122,34 @@ def make_recordings(root: Path, folder: Path) -> list[Recording]:
     return out
 
 
+def held_out_recordings(folder: Path, per_label: int, seed: int = 1) -> list[Recording]:
+    """Texts and voices of the corpus's held-out side (``amd-train corpus --seed 1``)."""
+    from training.composed import TEST, compose, load_grammar
+    from training.corpus import split_voices
+    from training.synth import render
+    from training.texts import load_templates
+    from training.voices import espeak_voices, piper_voices
+
+    written = [t.text for t in load_templates()]
+    composed = [t for t, side in compose(load_grammar(), 2000, 0.25, seed, written) if side == TEST]
+    families = {"piper": piper_voices(PiperSpeaker(seed=seed)), "espeak": espeak_voices()}
+    sides = split_voices(families, 0.25, seed)
+    voices = [v for f in families.values() for v in f if sides[v.name] == TEST]
+    rng = random.Random(f"{seed}:side-by-side")
+    out: list[Recording] = []
+    for label in ("machine", "human"):
+        for template in rng.sample([t for t in composed if t.label == label], per_label):
+            voice = rng.choice(voices)
+            text, audio = render(voice, template, rng, 0.0)
+            params = ChannelParams(30.0, -6.0, Encoding.ULAW)
+            pcm = telephone(audio, voice.rate, params, rng.randrange(2**31))
+            path = folder / f"{template.template_id}.wav"
+            write_wav(path, pcm)
+            name = f"{template.template_id} ({voice.name}): {' '.join(text.split())[:30]}"
+            out.append(Recording(name, label.upper(), path))
+    return out
+
+
 def place(ami: AmiClient, sound: str, context: str) -> tuple[str, str, float]:
     action_id = ami.send(
         "Originate",
@@ -158,6 +190,9 @@ def summarise(label: str, rows: list[tuple[str, str, float]], truths: list[str])
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--concurrency", type=int, default=4, help="calls in flight at once")
+    parser.add_argument(
+        "--held-out", type=int, default=0, help="add N held-out corpus texts of each answer"
+    )
     args = parser.parse_args()
     reason = why_not_supported()
     if reason:
@@ -166,6 +201,8 @@ def main() -> None:
     detector = build_detector(Settings.load(environ={}))
     with tempfile.TemporaryDirectory() as tmp:
         recordings = make_recordings(root, Path(tmp))
+        if args.held_out:
+            recordings += held_out_recordings(Path(tmp), args.held_out)
         pbx = AsteriskPbx(root, name="amd-bench")
         pbx.write_configs()
         for i, rec in enumerate(recordings):
@@ -192,15 +229,20 @@ def main() -> None:
         finally:
             ami.close()
             pbx.stop()
-    print(f"{'recording':<52} {'truth':<8} {'AMD()':<34} amd-bridge")
+    print(f"{'recording':<60} {'truth':<8} {'AMD()':<34} amd-bridge")
     for rec, (s1, c1, t1), (s2, c2, t2) in zip(recordings, amd_rows, ours, strict=True):
         print(
-            f"{rec.name:<52} {rec.truth:<8} {s1:<8} {t1:5.2f} s {c1:<18} {s2:<8} {t2:5.2f} s {c2}"
+            f"{rec.name:<60} {rec.truth:<8} {s1:<8} {t1:5.2f} s {c1:<18} {s2:<8} {t2:5.2f} s {c2}"
         )
     truths = [r.truth for r in recordings]
     print()
     print(summarise("AMD()", amd_rows, truths))
     print(summarise("amd-bridge", ours, truths))
+    if args.held_out:
+        own = len(recordings) - 2 * args.held_out
+        print("\nthe held-out corpus texts alone:")
+        print(summarise("AMD()", amd_rows[own:], truths[own:]))
+        print(summarise("amd-bridge", ours[own:], truths[own:]))
     print(f"\n{len(recordings)} calls each, {args.concurrency} at a time; {version}")
 
 

@@ -2,6 +2,7 @@
 throughput against batch size, on the same 2 s telephone clips.
 
     python benchmarks/engine_latency.py [--clips 40] [--threads 2] [--device cpu]
+        [--whisper-model embedded|FOLDER]
 
 Clips: the project's opener templates spoken by piper, through a mu-law
 telephone channel, cut to the first 2.0 s at 16 kHz. Every figure is
@@ -22,7 +23,7 @@ from bridge.audio import AudioFormat, CallAudio, Encoding
 from bridge.audio.codecs import encode_from_int16
 from bridge.engine.asr import AsrOptions, ShortContextWhisper
 from bridge.engine.detector import Detector
-from bridge.engine.models import default_classifier_path, embedded_whisper_dir
+from bridge.engine.models import default_classifier_path, resolve_whisper_model
 from training.synth import PiperSpeaker, render
 from training.telephone import PHONE_RATE, ChannelParams, telephone
 from training.texts import load_templates
@@ -68,11 +69,14 @@ def main() -> None:
     ap.add_argument("--compute-type", default="default")
     ap.add_argument("--batches", default="1,2,4,8,16,32")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument(
+        "--whisper-model", default="embedded", help="'embedded' or a CTranslate2 model folder"
+    )
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     args = ap.parse_args()
 
     clips = make_clips(args.clips, args.seed, args.window)
-    model_dir = embedded_whisper_dir()
+    model_dir = resolve_whisper_model(args.whisper_model)
     opts = AsrOptions(device=args.device, compute_type=args.compute_type, threads=args.threads)
     detector = Detector(model_dir, default_classifier_path(), opts)
     padded = ShortContextWhisper(model_dir, AsrOptions(**{**opts.__dict__, "pad_to_30s": True}))
