@@ -3,7 +3,8 @@
 # short-context Whisper beside it: the corpus, the fine-tuned Whisper (kept in $BUILD:
 # it transcribes better but did not decide better, see docs/training.md), its WER against the
 # stock model, the classifier on what WHISPER (default: the embedded model) hears, and
-# the evaluation report. About 30 minutes on a 2-core CPU; DEVICE=cuda fine-tunes on a GPU.
+# the evaluation report. About 40 minutes on a 2-core CPU (SKIP_WHISPER=1: about 15);
+# DEVICE=cuda fine-tunes on a GPU.
 # Needs: pip install torch==2.13.0 && pip install -e '.[train]', Debian's espeak-ng and
 # asterisk-core-sounds-en-wav (or SOUNDS= a folder of Allison's prompts).
 set -euo pipefail
@@ -16,8 +17,8 @@ mkdir -p "$build"
 train() { .venv/bin/amd-train "$@"; }
 
 train corpus --out "$build/corpus" --variants 6 --composed 2000 --seed 1 --asterisk-sounds "$sounds" --force
-# SKIP_WHISPER=1 leaves out the Whisper fine-tuning and its WER (not shipped; about 15
-# of the 30 minutes): the classifier and its report are made the same way.
+# SKIP_WHISPER=1 leaves out the Whisper fine-tuning and its WER (not shipped; about 25
+# of the 40 minutes): the classifier and its report are made the same way.
 if [ "${SKIP_WHISPER:-0}" != 1 ]; then
 train import-whisper --out "$build/whisper-hf" --force
 train finetune --checkpoint "$build/whisper-hf" --manifest "$build/corpus/asr.csv" \

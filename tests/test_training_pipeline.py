@@ -112,10 +112,14 @@ def test_a_corpus_is_reproducible_from_its_seed(tmp_path: Path) -> None:
     made = []
     for name in ("a", "b"):
         out = tmp_path / name
-        amd_train("corpus", "--out", str(out), "--limit", "1", "--variants", "2", "--seed", "5")
+        amd_train(
+            "corpus", "--out", str(out), "--limit", "1", "--variants", "2", "--composed", "12",
+            "--seed", "5",
+        )  # fmt: skip
         made.append(out)
     first, second = (rows(m / "manifest.csv") for m in made)
     assert first == second
+    assert sum(r["voice"] != "allison" and "-" in r["template"] for r in first) >= 12
     for r in first:
         assert (made[0] / r["path"]).read_bytes() == (made[1] / r["path"]).read_bytes()
     assert amd_train("corpus", "--out", str(made[0]), "--limit", "1", ok=False).returncode == 2
