@@ -68,6 +68,9 @@ class Settings:
     )
     # Tones and the end of a greeting
     tones: str = _opt("on", "fax and SIT tones decide MACHINE; beeps end greetings", ("on", "off"))
+    beep_decides: str = _opt(
+        "on", "with tones on: a beep after the callee's first sounds decides MACHINE", ("on", "off")
+    )
     message_end: str = _opt(
         "off",
         "after MACHINE, wait for the greeting's end (beep, silence) before releasing the "
@@ -119,6 +122,7 @@ class Settings:
             threshold=self.threshold,
             no_audio_timeout_s=self.no_audio_timeout_s,
             tones=self.tones == "on",
+            beep_decides=self.beep_decides == "on",
             message_end=MessageEndPolicy(self.message_end_silence_s, self.message_end_timeout_s),
         )
 

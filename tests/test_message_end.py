@@ -1,5 +1,5 @@
-"""Tones in the call session: fax and SIT decide MACHINE, and a machine's greeting
-is watched to its end. Real piper speech and generated tones, a fake clock and a
+"""Tones in the call session: fax, SIT and a beep after speech decide MACHINE, and a
+machine's greeting is watched to its end. Real piper speech and generated tones, a fake clock and a
 scripted engine answer."""
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from bridge.session import (
     TimingFeatures,
 )
 from bridge.session.call import Step
+from bridge.tones.tracker import SIT_WAIT_S
 from training import tones as signal
 
 RATE = 8000
@@ -138,13 +139,54 @@ def test_the_greetings_beep_ends_the_watch(speech_audio) -> None:  # type: ignor
 
 
 def test_a_beep_heard_before_the_decision_ends_the_watch_at_once(speech_audio) -> None:  # type: ignore[no-untyped-def]
-    call = Call()
+    call = Call(beep_decides=False)
     short = speech_audio("Leave a message.", lead_s=0.1)
     audio = np.concatenate([short, silence(0.2), signal.tones((850.0,), 0.3, RATE), silence(2.0)])
     machine(call, audio)
     end = call.session.watch_message_end(call.now)
     assert end is not None and end.kind is MessageEndKind.BEEP
     assert end.beep_end_s == pytest.approx(len(short) / RATE + 0.5, abs=0.03)
+
+
+def test_a_beep_after_the_first_words_decides_machine_before_the_engine(speech_audio) -> None:  # type: ignore[no-untyped-def]
+    call = Call()
+    short = speech_audio("Leave a message.", lead_s=0.1)
+    beep_end = len(short) / RATE + 0.5
+    out = call.play(
+        np.concatenate([short, silence(0.2), signal.tones((850.0,), 0.3, RATE), silence(2.0)])
+    )
+    assert not any(isinstance(step, AnalysisRequest) for step in out)  # before 2 s of audio
+    [decision] = [step for step in out if isinstance(step, Decision)]
+    assert (decision.status, decision.cause) == (Status.MACHINE, Cause.BEEP)
+    assert beep_end < decision.decision_audio_s < beep_end + 0.35  # one gathered batch
+    assert decision.amd_cause == f"BEEP-{round(decision.decision_audio_s * 1000)}"
+    end = call.session.watch_message_end(call.now)  # the greeting's end is the beep
+    assert end is not None and end.kind is MessageEndKind.BEEP
+    assert end.beep_end_s == pytest.approx(beep_end, abs=0.03)
+
+
+def test_a_beep_shaped_like_sits_first_tone_waits_for_the_rest(speech_audio) -> None:  # type: ignore[no-untyped-def]
+    call = Call()
+    short = speech_audio("Leave a message.", lead_s=0.1)
+    beep_end = len(short) / RATE + 0.5
+    out = call.play(
+        np.concatenate([short, silence(0.2), signal.tones((985.0,), 0.3, RATE), silence(2.5)])
+    )
+    [decision] = [step for step in out if isinstance(step, Decision)]
+    assert decision.cause is Cause.BEEP
+    assert decision.decision_audio_s >= beep_end + SIT_WAIT_S
+
+
+def test_a_beep_before_any_sound_or_with_beeps_not_deciding_leaves_it_to_the_engine() -> None:
+    for call, audio in (
+        (Call(), np.concatenate([silence(0.3), signal.tones((850.0,), 0.3, RATE), silence(2.0)])),
+        (
+            Call(beep_decides=False),
+            np.concatenate([silence(0.3), signal.tones((850.0,), 0.3, RATE)]),
+        ),
+    ):
+        out = call.play(np.concatenate([audio, silence(2.0)]))
+        assert out and all(isinstance(step, AnalysisRequest) for step in out)
 
 
 def test_silence_after_the_greeting_ends_a_watch_without_a_beep(speech_audio) -> None:  # type: ignore[no-untyped-def]

@@ -12,7 +12,8 @@ drive it alike::
                           (up to the maximum window, then NOTSURE)   BEEP/SILENCE/TIMEOUT
 
 Beside the engine, every frame goes through a ``ToneTracker``: a fax or SIT
-tone decides MACHINE at once (cause FAX or SIT), whatever the engine is doing;
+tone, or a beep after the callee's first sounds (a voicemail starting to record),
+decides MACHINE at once (cause FAX, SIT or BEEP), whatever the engine is doing;
 after a decision it keeps listening while the transport holds the call, so a
 greeting's end can be watched for with everything heard so far.
 """
@@ -33,6 +34,7 @@ from bridge.session.decision import AnalysisResult, Cause, Decision, EarlierHear
 from bridge.session.message_end import MessageEnd, MessageEndKind, MessageEndPolicy, message_end
 from bridge.tones import ToneEvent, ToneKind, ToneTracker
 from bridge.tones.spectrum import RELAXED_BATCH_FRAMES
+from bridge.tones.tracker import SIT_WAIT_S, could_start_sit
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,7 @@ class DecisionPolicy:
     threshold: float = 0.8  # confidence needed for HUMAN or MACHINE
     no_audio_timeout_s: float = 5.0  # wall seconds without audio before analysing what came
     tones: bool = True  # fax and SIT tones decide MACHINE; beeps can end a greeting
+    beep_decides: bool = True  # with tones: a beep after the first sounds decides MACHINE
     message_end: MessageEndPolicy = MessageEndPolicy()
 
     def __post_init__(self) -> None:
@@ -145,6 +148,7 @@ class CallSession:
         # Until the decision: input-rate samples not yet given to the tone detector and
         # the resampler (``_hear``), at most GATHER_S of them.
         self._untoned: list[Float32Array] = []
+        self._pending_beep: ToneEvent | None = None  # a beep that may be SIT's start
         self._untoned_samples = 0
         self._unresampled: list[Float32Array] = []
         self._gather_samples = round(GATHER_S * fmt.rate)
@@ -193,7 +197,8 @@ class CallSession:
 
     def _tones_catch_up(self, end: bool = False) -> ToneEvent | None:
         """Give the tone detector what gathered (and, at the ``end`` of the stream, have
-        it analyse what it holds back); the fax or SIT tone it found, if any."""
+        it analyse what it holds back); the tone it found that decides the call, if any:
+        fax or SIT, or (``beep_decides``) a beep after the callee's first sounds."""
         if self.tones is None:
             return None
         found = self.tones.feed(_joined(self._untoned)) if self._untoned else []
@@ -201,7 +206,27 @@ class CallSession:
         self._untoned_samples = 0
         if end:
             found += self.tones.end()
-        return next((e for e in found if e.kind in (ToneKind.FAX, ToneKind.SIT)), None)
+        for tone in found:
+            if tone.kind in (ToneKind.FAX, ToneKind.SIT):
+                return tone
+            if self._beep_decides(tone):
+                if not could_start_sit(tone):
+                    return tone
+                self._pending_beep = self._pending_beep or tone  # unless SIT follows
+        pending = self._pending_beep
+        if pending is not None and (end or self.tones.audio_s >= pending.end_s + SIT_WAIT_S):
+            self._pending_beep = None
+            return replace(pending, detected_s=self.tones.audio_s)
+        return None
+
+    def _beep_decides(self, tone: ToneEvent) -> bool:
+        first_sound = self.tones.first_speech_s if self.tones is not None else None
+        return (
+            tone.kind is ToneKind.BEEP
+            and self.policy.beep_decides
+            and first_sound is not None
+            and first_sound < tone.start_s
+        )
 
     def _resample_gathered(self) -> None:
         if self._unresampled:
@@ -209,10 +234,10 @@ class CallSession:
             self._unresampled.clear()
 
     def watch_message_end(self, now: float) -> MessageEnd | None:
-        """After a MACHINE decision by the engine: keep listening until the greeting
-        ends. Returns the end if it already came; otherwise ``feed`` and the
-        timeouts return it later. Other decisions (and no tone tracker) end the
-        watch at once with no result."""
+        """After a MACHINE decision by the engine (or by the greeting's beep): keep
+        listening until the greeting ends. Returns the end if it already came;
+        otherwise ``feed`` and the timeouts return it later. Other decisions (and no
+        tone tracker) end the watch at once with no result."""
         decision = self.decision
         if self.watching:
             return None  # already watching
@@ -221,7 +246,7 @@ class CallSession:
             or self.tones is None
             or decision is None
             or decision.status is not Status.MACHINE
-            or decision.cause is not Cause.CLASSIFIER
+            or decision.cause not in (Cause.CLASSIFIER, Cause.BEEP)
         ):
             self._end_watch(None)
             return None
@@ -342,7 +367,7 @@ class CallSession:
     # --- internals --------------------------------------------------------
 
     def _decide_on_tone(self, tone: ToneEvent) -> Decision:
-        cause = Cause.FAX if tone.kind is ToneKind.FAX else Cause.SIT
+        cause = {ToneKind.FAX: Cause.FAX, ToneKind.SIT: Cause.SIT}.get(tone.kind, Cause.BEEP)
         log.info("call %s: %s tone at %.2f s", self.call_id, tone.kind.value, tone.start_s)
         return self._decide(Decision(Status.MACHINE, cause, tone.detected_s))
 

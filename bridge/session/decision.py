@@ -32,6 +32,9 @@ class Cause(enum.Enum):
     SHUTDOWN = "SHUTDOWN"  # the service stopped before a decision: SHUTDOWN-<audio ms>
     FAX = "FAX"  # MACHINE: a fax answer (CED 2100 Hz) or calling (CNG 1100 Hz) tone: FAX-<ms>
     SIT = "SIT"  # MACHINE: special information tones ("not in service"): SIT-<audio ms>
+    # MACHINE: a beep after the callee's first sounds, as a voicemail plays when it starts
+    # recording: BEEP-<audio ms>
+    BEEP = "BEEP"
 
 
 @dataclass(frozen=True)

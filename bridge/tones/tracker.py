@@ -55,6 +55,9 @@ SIT_HZ = ((913.8, 985.2), (1370.6, 1428.5), (1776.7,))
 SIT_TOLERANCE = 0.02
 SIT_SEGMENT_S = (0.2, 0.45)  # 274 or 380 ms each
 SIT_GAP_S = 0.12  # between one tone's end and the next one's start
+# A beep shaped like SIT's first or second tone is a beep once this long has passed
+# after it with no SIT: the rest of the three would have come by then.
+SIT_WAIT_S = 2 * (SIT_GAP_S + SIT_SEGMENT_S[1])
 EDGE_FRAMES = 3  # frames at each end whose 64 ms window reaches past the tone
 STEADY_HZ, STEADY_SHARE = 3.0, 0.004  # a beep's middle wobbles less (in frequency) ...
 STEADY_DB = 3.0  # ... and in level
@@ -80,6 +83,15 @@ class ToneEvent:
     end_s: float  # audio time it ended (for CED: when it was reported)
     freq_hz: float
     detected_s: float  # audio time by which the tracker knew
+
+
+def could_start_sit(tone: ToneEvent) -> bool:
+    """Whether a beep has the frequency and length of SIT's first or second tone."""
+    if not SIT_SEGMENT_S[0] <= tone.end_s - tone.start_s <= SIT_SEGMENT_S[1]:
+        return False
+    return any(
+        abs(tone.freq_hz - f) <= SIT_TOLERANCE * f for expected in SIT_HZ[:2] for f in expected
+    )
 
 
 @dataclass
@@ -159,6 +171,7 @@ class ToneTracker:
         # Centres of the latest speech frames (a window's worth), and the one before.
         self._speech: deque[float] = deque(maxlen=8)
         self._older_speech_s: float | None = None  # centre of the last speech frame
+        self.first_speech_s: float | None = None  # centre of the first speech frame
         self.events: list[ToneEvent] = []  # every tone found so far, oldest first
 
     def hurry(self) -> None:
@@ -203,12 +216,16 @@ class ToneTracker:
             self._tonal_s = center
             while self._speech and self._speech[-1] > center - WINDOW_S:
                 self._speech.pop()
+            if not self._speech and self._older_speech_s is None:
+                self.first_speech_s = None  # it was the tone's smeared start
         elif band >= max(floor + SPEECH_OVER_FLOOR_DB, SPEECH_MIN_DB) and (
             center - self._tonal_s > WINDOW_S
         ):
             if len(self._speech) == self._speech.maxlen:
                 self._older_speech_s = self._speech[0]
             self._speech.append(center)
+            if self.first_speech_s is None:
+                self.first_speech_s = center
         found: list[ToneEvent] = []
         run = self._run
         self._recent.append(band)
