@@ -25,17 +25,22 @@ class AmiClient:
         self.sock = socket.create_connection((host, port), timeout=10)
         self.sock.settimeout(None)
         self._file = self.sock.makefile("rb")
-        self.banner = self._file.readline().decode().strip()
-        if not self.banner.startswith("Asterisk Call Manager/"):
-            raise RuntimeError(f"not an AMI banner: {self.banner!r}")
-        self.packets: list[Packet] = []
-        self._seen = threading.Condition()
-        self._ids = itertools.count(1)
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        reply = self.action("Login", Username=username, Secret=secret)
-        if first(reply, "Response") != "Success":
-            raise RuntimeError(f"AMI login failed: {first(reply, 'Message')}")
+        self._reader: threading.Thread | None = None
+        try:  # an Asterisk still starting refuses us: then leave no socket behind
+            self.banner = self._file.readline().decode().strip()
+            if not self.banner.startswith("Asterisk Call Manager/"):
+                raise RuntimeError(f"not an AMI banner: {self.banner!r}")
+            self.packets: list[Packet] = []
+            self._seen = threading.Condition()
+            self._ids = itertools.count(1)
+            self._reader = threading.Thread(target=self._read, daemon=True)
+            self._reader.start()
+            reply = self.action("Login", Username=username, Secret=secret)
+            if first(reply, "Response") != "Success":
+                raise RuntimeError(f"AMI login failed: {first(reply, 'Message')}")
+        except BaseException:
+            self._release()
+            raise
 
     def _read(self) -> None:
         packet: Packet = {}
@@ -85,4 +90,14 @@ class AmiClient:
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self.send("Logoff")
+        self._release()
+
+    def _release(self) -> None:
+        """Close the connection for good: the socket's file descriptor stays open while
+        its makefile() reader does, so the reader thread is stopped and joined first."""
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)  # the reader sees the end of the stream
+        if self._reader is not None and self._reader is not threading.current_thread():
+            self._reader.join(5)
+        self._file.close()
         self.sock.close()
