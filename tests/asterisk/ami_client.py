@@ -26,6 +26,7 @@ class AmiClient:
         self.sock.settimeout(None)
         self._file = self.sock.makefile("rb")
         self._reader: threading.Thread | None = None
+        self._closing = False
         try:  # an Asterisk still starting refuses us: then leave no socket behind
             self.banner = self._file.readline().decode().strip()
             if not self.banner.startswith("Asterisk Call Manager/"):
@@ -43,6 +44,13 @@ class AmiClient:
             raise
 
     def _read(self) -> None:
+        try:
+            self._read_packets()
+        except (OSError, ValueError):
+            if not self._closing:  # the end of a connection we close is no error
+                raise
+
+    def _read_packets(self) -> None:
         packet: Packet = {}
         for raw in self._file:
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
@@ -88,6 +96,7 @@ class AmiClient:
             return [p for p in self.packets if first(p, "Event") == name]
 
     def close(self) -> None:
+        self._closing = True  # Asterisk may reset the connection as soon as it logs us off
         with contextlib.suppress(OSError):
             self.send("Logoff")
         self._release()
@@ -95,6 +104,7 @@ class AmiClient:
     def _release(self) -> None:
         """Close the connection for good: the socket's file descriptor stays open while
         its makefile() reader does, so the reader thread is stopped and joined first."""
+        self._closing = True
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)  # the reader sees the end of the stream
         if self._reader is not None and self._reader is not threading.current_thread():
