@@ -20,7 +20,7 @@ from scipy.optimize import minimize_scalar
 
 from bridge.engine.classifier import AmdClassifier
 from bridge.session.call import DecisionPolicy
-from training.classifier import Example
+from training.classifier import Example, accepted_ask
 
 SCALE_BOUNDS = (0.05, 4.0)
 
@@ -67,16 +67,16 @@ def decided_calls(asks: Sequence[Ask], scale: float, threshold: float) -> list[t
     """The session's rule on each call (asks in window order, the first whose
     confidence reaches ``threshold`` decides): the decided calls' (confidence, right)."""
     policy = DecisionPolicy(threshold=threshold)
-    calls: dict[str, list[Ask]] = {}
+    calls: dict[str, tuple[bool, list[tuple[float, float, bool]]]] = {}
     for a in asks:
-        calls.setdefault(a.recording, []).append(a)
+        p = 1.0 / (1.0 + math.exp(-scale * a.logit)) if scale * a.logit > -700 else 0.0
+        calls.setdefault(a.recording, (a.human, []))[1].append((a.window_s, p, a.has_speech))
     out = []
-    for call in calls.values():
-        for a in sorted(call, key=lambda x: x.window_s):
-            p = 1.0 / (1.0 + math.exp(-scale * a.logit)) if scale * a.logit > -700 else 0.0
-            if policy.accepts(p, a.has_speech):
-                out.append((max(p, 1 - p), (p >= 0.5) == a.human))
-                break
+    for human, call_asks in calls.values():
+        accepted = accepted_ask(call_asks, policy)
+        if accepted is not None:
+            p = accepted[1]
+            out.append((max(p, 1 - p), (p >= 0.5) == human))
     return out
 
 

@@ -203,29 +203,40 @@ def evaluate(clf: AmdClassifier, examples: Sequence[Example]) -> dict[str, Any]:
     return out
 
 
+def accepted_ask(
+    asks: Sequence[tuple[float, float, bool]], policy: DecisionPolicy
+) -> tuple[float, float] | None:
+    """The session's rule on one call's asks, ``(window_s, proba_human, has_speech)``:
+    in window order, the first ``policy.accepts`` as ``(window_s, proba_human)``; None
+    when none is (NOTSURE)."""
+    for window, p, has_speech in sorted(asks):
+        if policy.accepts(p, has_speech):
+            return window, p
+    return None
+
+
 def session_metrics(
     examples: Sequence[Example], probs: np.ndarray, threshold: float
 ) -> dict[str, float]:
     """Replay the call session's rule (``DecisionPolicy.accepts``) on windowed recordings:
     at each window in turn, decide if the answer is accepted; after the last, NOTSURE."""
     policy = DecisionPolicy(threshold=threshold)
-    calls: dict[str, list[tuple[float, float, int, bool]]] = {}
+    calls: dict[str, tuple[int, list[tuple[float, float, bool]]]] = {}
     for e, p in zip(examples, probs, strict=True):
         if e.recording is not None and e.window_s is not None and e.timing is not None:
-            calls.setdefault(e.recording, []).append(
-                (e.window_s, float(p), e.label, e.timing.has_speech)
-            )
+            asks = calls.setdefault(e.recording, (e.label, []))[1]
+            asks.append((e.window_s, float(p), e.timing.has_speech))
     correct = wrong = notsure = 0
     decision_s: list[float] = []
-    for windows in calls.values():
-        for window, p, label, has_speech in sorted(windows):
-            if policy.accepts(p, has_speech):
-                correct += int((p >= 0.5) == (label == 1))
-                wrong += int((p >= 0.5) != (label == 1))
-                decision_s.append(window)
-                break
-        else:
+    for label, asks in calls.values():
+        accepted = accepted_ask(asks, policy)
+        if accepted is None:
             notsure += 1
+            continue
+        window, p = accepted
+        correct += int((p >= 0.5) == (label == 1))
+        wrong += int((p >= 0.5) != (label == 1))
+        decision_s.append(window)
     n = max(len(calls), 1)
     return {
         "calls": len(calls),
