@@ -499,20 +499,17 @@ def _classifier(args: argparse.Namespace) -> int:
             bad_path = args.out.with_suffix(".bad-rows.csv")
             report.write_bad_rows(bad_path)
             log.warning("%d bad rows skipped, written to %s", len(report.bad), bad_path)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    clf.save(args.out)
-    AmdClassifier.load(args.out)  # what we wrote must load
-    if args.card:
-        write_card(args.card, record, args.out.name)
+
+    def write(model: AmdClassifier, path: Path, card: Path | None) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        model.save(path)
+        AmdClassifier.load(path)  # what we wrote must load
+        if card:
+            write_card(card, model.model.meta["training"], path.name)
+
+    write(clf, args.out, args.card)
     if args.held_out_model:
-        args.held_out_model.parent.mkdir(parents=True, exist_ok=True)
-        on_train.save(args.held_out_model)
-        AmdClassifier.load(args.held_out_model)
-        write_card(
-            args.held_out_model.with_suffix(".md"),
-            on_train.model.meta["training"],
-            args.held_out_model.name,
-        )
+        write(on_train, args.held_out_model, args.held_out_model.with_suffix(".md"))
     h = record["held_out"]
     print(
         f"held-out accuracy {h['accuracy']:.3f} on {record['test_examples']} examples; "
