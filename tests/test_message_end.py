@@ -138,23 +138,28 @@ def test_the_greetings_beep_ends_the_watch(speech_audio) -> None:  # type: ignor
     assert call.session.message_end is end
 
 
+def short_greeting_and_beep(speech_audio, freq_hz: float, after_s: float):  # type: ignore[no-untyped-def]
+    """ "Leave a message.", 0.2 s, a 0.3 s beep at ``freq_hz``, ``after_s`` of silence;
+    and the audio time the beep ends."""
+    short = speech_audio("Leave a message.", lead_s=0.1)
+    beep = signal.tones((freq_hz,), 0.3, RATE)
+    audio = np.concatenate([short, silence(0.2), beep, silence(after_s)])
+    return audio, len(short) / RATE + 0.5
+
+
 def test_a_beep_heard_before_the_decision_ends_the_watch_at_once(speech_audio) -> None:  # type: ignore[no-untyped-def]
     call = Call(beep_decides=False)
-    short = speech_audio("Leave a message.", lead_s=0.1)
-    audio = np.concatenate([short, silence(0.2), signal.tones((850.0,), 0.3, RATE), silence(2.0)])
+    audio, beep_end = short_greeting_and_beep(speech_audio, 850.0, 2.0)
     machine(call, audio)
     end = call.session.watch_message_end(call.now)
     assert end is not None and end.kind is MessageEndKind.BEEP
-    assert end.beep_end_s == pytest.approx(len(short) / RATE + 0.5, abs=0.03)
+    assert end.beep_end_s == pytest.approx(beep_end, abs=0.03)
 
 
 def test_a_beep_after_the_first_words_decides_machine_before_the_engine(speech_audio) -> None:  # type: ignore[no-untyped-def]
     call = Call()
-    short = speech_audio("Leave a message.", lead_s=0.1)
-    beep_end = len(short) / RATE + 0.5
-    out = call.play(
-        np.concatenate([short, silence(0.2), signal.tones((850.0,), 0.3, RATE), silence(2.0)])
-    )
+    audio, beep_end = short_greeting_and_beep(speech_audio, 850.0, 2.0)
+    out = call.play(audio)
     assert not any(isinstance(step, AnalysisRequest) for step in out)  # before 2 s of audio
     [decision] = [step for step in out if isinstance(step, Decision)]
     assert (decision.status, decision.cause) == (Status.MACHINE, Cause.BEEP)
@@ -167,11 +172,8 @@ def test_a_beep_after_the_first_words_decides_machine_before_the_engine(speech_a
 
 def test_a_beep_shaped_like_sits_first_tone_waits_for_the_rest(speech_audio) -> None:  # type: ignore[no-untyped-def]
     call = Call()
-    short = speech_audio("Leave a message.", lead_s=0.1)
-    beep_end = len(short) / RATE + 0.5
-    out = call.play(
-        np.concatenate([short, silence(0.2), signal.tones((985.0,), 0.3, RATE), silence(2.5)])
-    )
+    audio, beep_end = short_greeting_and_beep(speech_audio, 985.0, 2.5)
+    out = call.play(audio)
     [decision] = [step for step in out if isinstance(step, Decision)]
     assert decision.cause is Cause.BEEP
     assert decision.decision_audio_s >= beep_end + SIT_WAIT_S
