@@ -139,8 +139,8 @@ def test_the_greetings_beep_ends_the_watch(speech_audio) -> None:  # type: ignor
 
 
 def short_greeting_and_beep(speech_audio, freq_hz: float, after_s: float):  # type: ignore[no-untyped-def]
-    """ "Leave a message.", 0.2 s, a 0.3 s beep at ``freq_hz``, ``after_s`` of silence;
-    and the audio time the beep ends."""
+    """Speech ("Leave a message."), 0.2 s, a 0.3 s beep at ``freq_hz``, ``after_s`` of
+    silence; and the audio time the beep ends."""
     short = speech_audio("Leave a message.", lead_s=0.1)
     beep = signal.tones((freq_hz,), 0.3, RATE)
     audio = np.concatenate([short, silence(0.2), beep, silence(after_s)])
