@@ -21,9 +21,10 @@ if ! .venv/bin/python -c 'import sys, torch; sys.exit(torch.__version__.split("+
     fi
 fi
 .venv/bin/python -m pip install --quiet -e '.[test]'
-# amd-train corpus speaks with Debian's espeak-ng voices too.
-if ! command -v espeak-ng >/dev/null; then
-    apt-get update -qq && apt-get install -y -qq espeak-ng >/dev/null
+# amd-train corpus speaks with Debian's espeak-ng voices too, and runs GSM and AMR-NB
+# through sox (libsox-fmt-base has AMR-NB).
+if ! command -v espeak-ng >/dev/null || [[ "$(sox -h 2>/dev/null)" != *amr-nb* ]]; then
+    apt-get update -qq && apt-get install -y -qq espeak-ng sox libsox-fmt-base >/dev/null
 fi
 .venv/bin/ruff format --check .
 .venv/bin/ruff check .

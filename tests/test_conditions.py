@@ -10,28 +10,89 @@ import numpy as np
 import pytest
 
 from bridge.engine.vad import WINDOW, foreground_timing, timing_from_probabilities
-from training.conditions import BABBLE, NOISE, NONE, Condition, babble, lose_frames, mix_below
+from training.conditions import (
+    BABBLE,
+    MUSIC,
+    NOISE,
+    NONE,
+    Condition,
+    babble,
+    lose_frames,
+    mix_below,
+    music_excerpt,
+    music_tracks,
+)
+from training.corpus import TEST, TRAIN, split_music
+from training.voices import VoiceError
 
 
 def rms_db(x: np.ndarray) -> float:
     return 10 * float(np.log10(np.mean(x.astype(np.float64) ** 2)))
 
 
-def test_conditions_cover_talk_noise_and_quiet_and_announcements_get_no_talk():
+def test_conditions_cover_talk_music_noise_and_quiet_and_announcements_get_no_talk():
     rng = random.Random(3)
     drawn = [Condition.sample(rng) for _ in range(2000)]
     shares = {
-        kind: sum(c.background == kind for c in drawn) / 2000 for kind in (NONE, NOISE, BABBLE)
+        kind: sum(c.background == kind for c in drawn) / 2000
+        for kind in (NONE, NOISE, BABBLE, MUSIC)
     }
-    assert shares[NONE] == pytest.approx(0.35, abs=0.04)
-    assert shares[BABBLE] == pytest.approx(0.35, abs=0.04)
+    assert shares[NONE] == pytest.approx(0.30, abs=0.04)
+    assert shares[NOISE] == pytest.approx(0.25, abs=0.04)
+    assert shares[BABBLE] == pytest.approx(0.30, abs=0.04)
+    assert shares[MUSIC] == pytest.approx(0.15, abs=0.03)
     talk = [c for c in drawn if c.background == BABBLE]
     assert all(0.0 <= c.background_db <= 20.0 and 1 <= c.talkers <= 3 for c in talk)
+    music = [c for c in drawn if c.background == MUSIC]
+    assert all(5.0 <= c.background_db <= 25.0 for c in music)
     lost = [c.lost_share for c in drawn if c.lost_share]
     assert len(lost) / 2000 == pytest.approx(0.25, abs=0.04)
     assert all(0.01 <= s <= 0.05 for s in lost)
     assert "+lost" in Condition(NONE, float("inf"), 0, 0.02).name
-    assert all(Condition.sample(rng, talk=False).background != BABBLE for _ in range(500))
+    quiet = {Condition.sample(rng, talk=False).background for _ in range(500)}
+    assert quiet == {NONE, NOISE}, "no one talks or plays music behind an announcement"
+    without_music = [Condition.sample(rng, music=False) for _ in range(2000)]
+    assert {c.background for c in without_music} == {NONE, NOISE, BABBLE}
+    assert sum(c.background == BABBLE for c in without_music) / 2000 == pytest.approx(
+        0.30 / 0.85, abs=0.04
+    )
+
+
+def write_track(path, audio: np.ndarray, rate: int = 8000, channels: int = 1) -> None:
+    import wave
+
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes((audio * 32767).astype("<i2").tobytes())
+
+
+def test_music_tracks_are_read_at_8_khz_and_excerpts_fill_the_recording(tmp_path):
+    ramp = np.linspace(-0.5, 0.5, 16000).astype(np.float32)  # 1 s at 16 kHz
+    write_track(tmp_path / "a.wav", ramp, rate=16000)
+    write_track(tmp_path / "b.wav", np.full(4000, 0.25, np.float32))
+    (tmp_path / "notes.txt").write_text("not a track")
+    tracks = music_tracks(tmp_path)
+    assert sorted(tracks) == ["a.wav", "b.wav"]
+    assert len(tracks["a.wav"]) == pytest.approx(8000, abs=2)
+    # 3 s at 16 kHz from tracks of 0.5-1 s: looped to length
+    piece = music_excerpt([tracks["b.wav"]], 16000, 48000, random.Random(1))
+    assert len(piece) == 48000
+    assert np.allclose(piece[100:-100], 0.25, atol=0.01)
+    sides = split_music(tracks, 0.25, seed=1)
+    assert len(sides[TRAIN]) == len(sides[TEST]) == 1, "one of two tracks is held out"
+    assert split_music({"a.wav": tracks["a.wav"]}, 0.25, 1)[TEST] == []
+
+
+def test_a_stereo_track_an_empty_or_missing_folder_are_refused_with_their_names(tmp_path):
+    with pytest.raises(VoiceError, match="no .wav music tracks in"):
+        music_tracks(tmp_path)
+    with pytest.raises(VoiceError, match="asterisk-moh-opsound-wav"):
+        music_tracks(tmp_path / "missing")
+    write_track(tmp_path / "stereo.wav", np.zeros(800, np.float32), channels=2)
+    with pytest.raises(VoiceError, match="stereo.wav"):
+        music_tracks(tmp_path)
 
 
 def test_background_is_mixed_the_stated_decibels_below_the_talker():

@@ -36,9 +36,25 @@ def rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
+def write_music(folder: Path) -> Path:
+    """Two tracks of chords (the corpus's held-out side gets one of them)."""
+    folder.mkdir()
+    t = np.arange(8000 * 8) / 8000
+    for n, root in enumerate((220.0, 196.0)):
+        chord = sum(np.sin(2 * np.pi * root * r * t) for r in (1.0, 1.26, 1.5))
+        beat = 0.6 + 0.4 * (np.sin(2 * np.pi * 2 * t) > 0)
+        with wave.open(str(folder / f"track{n}.wav"), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(8000)
+            w.writeframes((chord * beat / 3 * 12000).astype("<i2").tobytes())
+    return folder
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory, allison_prompts: Path) -> Path:
     out = tmp_path_factory.mktemp("training") / "corpus"
+    music = write_music(out.parent / "music")
     amd_train(
         "corpus",
         "--out",
@@ -51,6 +67,8 @@ def corpus(tmp_path_factory, allison_prompts: Path) -> Path:
         "24",
         "--asterisk-sounds",
         str(allison_prompts),
+        "--music",
+        str(music),
     )
     return out
 
@@ -64,7 +82,7 @@ def imported(corpus: Path) -> Path:
 
 def test_the_corpus_keeps_test_voices_and_templates_apart_from_training(corpus: Path) -> None:
     recordings = rows(corpus / "manifest.csv")
-    header = ["path", "label", "text", "template", "text_class", "voice", "split"]
+    header = ["path", "label", "text", "template", "text_class", "voice", "voice_shift", "split"]
     assert list(recordings[0]) == header + [
         "codec",
         "level_db",
@@ -72,8 +90,12 @@ def test_the_corpus_keeps_test_voices_and_templates_apart_from_training(corpus: 
         "background_db",
         "lost_share",
     ]
-    assert {r["codec"] for r in recordings} <= {"ulaw", "alaw"}
-    assert {r["condition"].removesuffix("+lost") for r in recordings} <= {"none", "noise", "babble"}
+    assert {r["codec"] for r in recordings} == {"ulaw", "alaw", "gsm", "amr-nb"}
+    conditions = {r["condition"].removesuffix("+lost") for r in recordings}
+    assert conditions == {"none", "noise", "babble", "music"}
+    spoken = [r for r in recordings if r["voice"] != "allison"]
+    shifts = {float(r["voice_shift"]) for r in spoken}
+    assert 1.0 in shifts and all(0.88 <= s <= 1.14 for s in shifts) and len(shifts) > 10
     sides = {s: [r for r in recordings if r["split"] == s] for s in ("train", "test")}
     for side in sides.values():
         assert {r["label"] for r in side} == {"human", "machine"}

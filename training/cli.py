@@ -65,6 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     corpus.add_argument("--asterisk-texts", type=Path, help="core-sounds-en.txt(.gz)")
     corpus.add_argument(
+        "--music",
+        type=Path,
+        help="folder of 16-bit mono WAV tracks played behind some callees "
+        "(default /usr/share/asterisk/moh if there; without any, no music condition)",
+    )
+    corpus.add_argument(
         "--held-out", type=float, default=0.25, help="share of templates and voices"
     )
     corpus.add_argument("--seed", type=int, default=1, help="random seed (same seed, same files)")
@@ -348,8 +354,10 @@ def _bulk_eval(args: argparse.Namespace) -> int:
 
 def _corpus(args: argparse.Namespace) -> int:
     from training.composed import compose, load_grammar
-    from training.corpus import CorpusBuilder, split_templates, split_voices
+    from training.conditions import ASTERISK_MOH, music_tracks
+    from training.corpus import CorpusBuilder, split_music, split_templates, split_voices
     from training.synth import PiperSpeaker
+    from training.telephone import CodecError
     from training.texts import load_templates
     from training.voices import (
         ASTERISK_SOUNDS,
@@ -397,15 +405,19 @@ def _corpus(args: argparse.Namespace) -> int:
             voices["espeak"] = espeak_voices()
         sounds = args.asterisk_sounds or (ASTERISK_SOUNDS if ASTERISK_SOUNDS.is_dir() else None)
         prompts = asterisk_prompts(sounds, args.asterisk_texts) if sounds else {}
+        music = args.music or (ASTERISK_MOH if ASTERISK_MOH.is_dir() else None)
+        tracks = music_tracks(music) if music else {}
     except VoiceError as exc:
         print(f"amd-train: {exc}", file=sys.stderr)
         return 2
     if not prompts:
         log.warning("no Asterisk prompts: the corpus has no recorded voice")
+    if not tracks:
+        log.warning("no music tracks: the corpus has no music behind callees")
     all_voices = [v for family in voices.values() for v in family]
     template_side = split_templates(templates, args.held_out, args.seed)
     voice_side = split_voices(voices, args.held_out, args.seed)
-    builder = CorpusBuilder(args.out, args.seed)
+    builder = CorpusBuilder(args.out, args.seed, split_music(tracks, args.held_out, args.seed))
     try:
         builder.speak_templates(
             templates, all_voices, template_side, voice_side, args.variants, 6.0
@@ -421,7 +433,7 @@ def _corpus(args: argparse.Namespace) -> int:
             )
         if prompts:
             builder.asterisk(prompts, args.variants, 6.0)
-    except VoiceError as exc:
+    except (VoiceError, CodecError) as exc:
         print(f"amd-train: {exc}", file=sys.stderr)
         return 2
     manifest, asr = builder.write()

@@ -9,12 +9,14 @@ machine only) are composed into the greetings Asterisk's own voicemail and
 intercepts play, and go to the training side.
 
 Every recording gets a channel condition (``training.conditions``: nothing, band
-noise, or other people talking behind the callee; some with lost frames) and a codec.
+noise, other people talking behind the callee, or music; some with lost frames) and a
+codec (G.711, after GSM or AMR-NB for some). Half the recordings are spoken faster or
+slower, higher or lower (``VOICE_SHIFT``), so that no two share a speaker exactly.
 Besides the hand-written templates, the corpus speaks composed texts
 (``training.composed``): one recording each of many distinct texts, whose held-out
 side is worded with phrases the training side never uses.
-Out come ``manifest.csv`` (``path,label,text,template,text_class,voice,split``, then the
-channel's ``codec,level_db,condition,background_db,lost_share``) for the classifier
+Out come ``manifest.csv`` (``path,label,text,template,text_class,voice,voice_shift,split``,
+then the channel's ``codec,level_db,condition,background_db,lost_share``) for the classifier
 and the evaluation, and ``asr.csv`` (``path,transcription,...``):
 short clips whose whole text is heard within the decision window, for Whisper
 fine-tuning and for measuring transcripts.
@@ -32,8 +34,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import soxr
 
-from training.conditions import BABBLE, NOISE, Condition, babble, lose_frames, mix_below
+from training.conditions import (
+    BABBLE,
+    MUSIC,
+    NOISE,
+    Condition,
+    babble,
+    lose_frames,
+    mix_below,
+    music_excerpt,
+)
 from training.synth import render, write_wav
 from training.telephone import PHONE_RATE, ChannelParams, beep, telephone
 from training.texts import Template, fill
@@ -43,6 +55,11 @@ log = logging.getLogger(__name__)
 
 TRAIN, TEST = "train", "test"
 PHRASE_MAX_S = 2.0  # an ASR clip's text must be spoken within the decision window
+LEAD_S = (0.1, 2.0)  # silence before the callee's first word, drawn per recording
+# Half the recordings are played this much faster or slower (pitch, formants and tempo
+# together, as a longer or shorter vocal tract and another speaking rate).
+VOICE_SHIFT = (0.88, 1.14)
+VOICE_SHIFT_SHARE = 0.5
 # Asterisk's voicemail and intercept messages, as app_voicemail and the carriers play them.
 ASTERISK_GREETINGS = {
     "ast-unavail": ["vm-theperson", "{digits}", "vm-isunavail", "vm-intro"],
@@ -113,10 +130,25 @@ def opening_phrases(text: str, max_words: int = 8) -> list[str]:
     return list(dict.fromkeys(found))
 
 
+def split_music(
+    tracks: dict[str, FloatAudio], share: float, seed: int
+) -> dict[str, list[FloatAudio]]:
+    """Music tracks by side: a held-out share of them (none when there is only one)
+    plays behind held-out recordings only."""
+    test = held_out(list(tracks), share, seed, "music") if len(tracks) > 1 else set()
+    return {
+        side: [a for name, a in sorted(tracks.items()) if (name in test) == (side == TEST)]
+        for side in (TRAIN, TEST)
+    }
+
+
 class CorpusBuilder:
-    def __init__(self, out_dir: Path, seed: int) -> None:
+    def __init__(
+        self, out_dir: Path, seed: int, music: dict[str, list[FloatAudio]] | None = None
+    ) -> None:
         self.out = out_dir
         self.seed = seed
+        self.music = music or {TRAIN: [], TEST: []}
         self.rows = CorpusRows()
         for sub in ("audio", "phrases"):
             (out_dir / sub).mkdir(parents=True, exist_ok=True)
@@ -141,7 +173,7 @@ class CorpusBuilder:
             pcm = lose_frames(pcm, PHONE_RATE, condition.lost_share, rng)
         path = Path(sub) / f"{stem}.wav"
         write_wav(self.out / path, pcm, PHONE_RATE)
-        columns = {"codec": params.codec.value, "level_db": f"{params.gain_db:.1f}"}
+        columns = {"codec": params.codec_name, "level_db": f"{params.gain_db:.1f}"}
         if condition is not None:
             columns |= {
                 "condition": condition.name,
@@ -172,19 +204,28 @@ class CorpusBuilder:
                 rng = random.Random(f"{self.seed}:{template.template_id}:{k}")
                 voice = rng.choice(pools[side])
                 stem = f"{template.template_id}_{k}"
-                text, audio = render(voice, template, rng, min_seconds)
-                condition = Condition.sample(rng)
+                text, audio = render(voice, template, rng, min_seconds, LEAD_S)
+                shift = rng.uniform(*VOICE_SHIFT) if rng.random() < VOICE_SHIFT_SHARE else 1.0
+                if shift != 1.0:
+                    audio = _pad(
+                        soxr.resample(audio, voice.rate * shift, voice.rate).astype(np.float32),
+                        int(min_seconds * voice.rate),
+                    )
+                condition = Condition.sample(rng, music=bool(self.music[side]))
                 if condition.background == BABBLE:
                     others = [v for v in pools[side] if v.name != voice.name] or pools[side]
                     behind = babble(
                         others, talk[side], voice.rate, len(audio), condition.talkers, rng
                     )
                     audio = mix_below(audio, behind, condition.background_db)
+                elif condition.background == MUSIC:
+                    behind = music_excerpt(self.music[side], voice.rate, len(audio), rng)
+                    audio = mix_below(audio, behind, condition.background_db)
                 path, channel = self._save("audio", stem, audio, voice.rate, rng, condition)
                 row = {"label": template.label, "text": text, "template": template.template_id}
                 if template.text_class:
                     row["text_class"] = template.text_class
-                row |= {"voice": voice.name, "split": side}
+                row |= {"voice": voice.name, "voice_shift": f"{shift:.3f}", "split": side}
                 self.rows.recordings.append({"path": path, **row, **channel})
                 self._phrase(stem, voice, opening_phrases(fill(template.text, rng)), side, template)
             if n % 25 == 0:
@@ -275,17 +316,19 @@ class CorpusBuilder:
                 words.append(prompt.text)
         if "vm-intro" in parts:  # app_voicemail's beep after its greeting
             pieces.append(beep(PHONE_RATE, 1000.0, 0.25))
-        audio = np.concatenate(pieces)
-        short = int(min_seconds * PHONE_RATE) - len(audio)
-        if short > 0:
-            audio = np.concatenate([audio, np.zeros(short, np.float32)])
-        return audio, " ".join(words)
+        return _pad(np.concatenate(pieces), int(min_seconds * PHONE_RATE)), " ".join(words)
 
     def write(self) -> tuple[Path, Path]:
         manifest, asr = self.out / "manifest.csv", self.out / "asr.csv"
         _write_csv(manifest, self.rows.recordings)
         _write_csv(asr, self.rows.phrases)
         return manifest, asr
+
+
+def _pad(audio: FloatAudio, samples: int) -> FloatAudio:
+    """``audio`` with silence after it up to ``samples``."""
+    short = samples - len(audio)
+    return np.concatenate([audio, np.zeros(short, np.float32)]) if short > 0 else audio
 
 
 def _text_drawer(templates: Sequence[Template]) -> Callable[[random.Random], str]:

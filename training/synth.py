@@ -71,11 +71,18 @@ class PiperSpeaker:
 
 
 def render(
-    speaker: PiperSpeaker, template: Template, rng: random.Random, min_seconds: float
+    speaker: PiperSpeaker,
+    template: Template,
+    rng: random.Random,
+    min_seconds: float,
+    lead_s: tuple[float, float] = (0.15, 1.0),
 ) -> tuple[str, npt.NDArray[np.float32]]:
+    """The template's text (slots filled) and its audio: silence of ``lead_s`` seconds
+    (drawn), the segments with pauses between, a beep after half the greetings, silence
+    to ``min_seconds``."""
     rate = speaker.rate
     text = fill(template.text, rng)
-    pieces = [np.zeros(int(rate * rng.uniform(0.15, 1.0)), np.float32)]
+    pieces = [np.zeros(int(rate * rng.uniform(*lead_s)), np.float32)]
     for i, segment in enumerate(s.strip() for s in text.split("|")):
         if i:
             pieces.append(np.zeros(int(rate * rng.uniform(0.7, 1.5)), np.float32))
