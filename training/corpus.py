@@ -60,6 +60,10 @@ LEAD_S = (0.1, 2.0)  # silence before the callee's first word, drawn per recordi
 # together, as a longer or shorter vocal tract and another speaking rate).
 VOICE_SHIFT = (0.88, 1.14)
 VOICE_SHIFT_SHARE = 0.5
+# A voicemail greeting is followed by the beep that starts the recording (the rest stand
+# for systems that record without one); carriers' messages and IVRs seldom beep.
+BEEP_SHARE = 0.85
+BEEP_SHARE_BY_CLASS = {"carrier-message": 0.2, "ivr": 0.2}
 # Asterisk's voicemail and intercept messages, as app_voicemail and the carriers play them.
 ASTERISK_GREETINGS = {
     "ast-unavail": ["vm-theperson", "{digits}", "vm-isunavail", "vm-intro"],
@@ -204,7 +208,8 @@ class CorpusBuilder:
                 rng = random.Random(f"{self.seed}:{template.template_id}:{k}")
                 voice = rng.choice(pools[side])
                 stem = f"{template.template_id}_{k}"
-                text, audio = render(voice, template, rng, min_seconds, LEAD_S)
+                beeps = BEEP_SHARE_BY_CLASS.get(template.text_class, BEEP_SHARE)
+                text, audio = render(voice, template, rng, min_seconds, LEAD_S, beeps)
                 shift = rng.uniform(*VOICE_SHIFT) if rng.random() < VOICE_SHIFT_SHARE else 1.0
                 if shift != 1.0:
                     audio = _pad(

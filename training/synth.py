@@ -3,7 +3,8 @@
 Each rendering picks slot values, a piper voice setting, leading silence and a
 channel (noise, level, codec), all from one seed. A human opener ends in
 silence (the callee waits for the caller); ``|`` in a template is a pause.
-A machine greeting ends in a beep half the time. Every file is padded to at
+A machine greeting ends in a beep half the time (``amd-train corpus`` sets its own
+share by kind of call). Every file is padded to at
 least ``min_seconds`` so the session's longer windows see realistic tails.
 """
 
@@ -76,10 +77,11 @@ def render(
     rng: random.Random,
     min_seconds: float,
     lead_s: tuple[float, float] = (0.15, 1.0),
+    beep_share: float = 0.5,
 ) -> tuple[str, npt.NDArray[np.float32]]:
     """The template's text (slots filled) and its audio: silence of ``lead_s`` seconds
-    (drawn), the segments with pauses between, a beep after half the greetings, silence
-    to ``min_seconds``."""
+    (drawn), the segments with pauses between, a beep after ``beep_share`` of the
+    greetings, silence to ``min_seconds``."""
     rate = speaker.rate
     text = fill(template.text, rng)
     pieces = [np.zeros(int(rate * rng.uniform(*lead_s)), np.float32)]
@@ -87,7 +89,7 @@ def render(
         if i:
             pieces.append(np.zeros(int(rate * rng.uniform(0.7, 1.5)), np.float32))
         pieces.append(speaker.speak(segment, rng))
-    if template.label == "machine" and rng.random() < 0.5:
+    if template.label == "machine" and rng.random() < beep_share:
         pieces.append(np.zeros(int(rate * 0.3), np.float32))
         pieces.append(beep(rate, rng.choice([440.0, 850.0, 1000.0, 1400.0])))
     audio = np.concatenate(pieces)
