@@ -120,6 +120,19 @@ def test_the_corpus_keeps_test_voices_and_templates_apart_from_training(corpus: 
             assert w.getnframes() >= 6 * 8000
 
 
+def test_a_music_folder_that_is_not_there_is_refused_before_anything_is_spoken(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "corpus"
+    proc = amd_train(
+        "corpus", "--out", str(out), "--limit", "1", "--music", str(tmp_path / "moh"), ok=False
+    )
+    assert proc.returncode == 2
+    assert "no music folder" in proc.stderr and "asterisk-moh-opsound-wav" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not list(out.glob("audio/*.wav"))
+
+
 def test_asr_clips_hold_their_whole_text_within_two_seconds(corpus: Path) -> None:
     clips = rows(corpus / "asr.csv")
     assert {c["split"] for c in clips} == {"train", "test"}
