@@ -63,6 +63,9 @@ class Settings:
     step_s: float = _opt(1.0, "further audio before asking again when unsure")
     max_window_s: float = _opt(5.0, "audio after which an unsure answer is NOTSURE")
     threshold: float = _opt(0.8, "confidence needed for HUMAN or MACHINE (0.5-1)")
+    final_threshold: float = _opt(
+        0.7, "confidence enough at the last ask, at the maximum window (the lower of the two)"
+    )
     no_audio_timeout_s: float = _opt(
         5.0, "seconds without audio before what was heard is analysed (none: NOTSURE/NOAUDIO)"
     )
@@ -120,6 +123,7 @@ class Settings:
             step_s=self.step_s,
             max_window_s=self.max_window_s,
             threshold=self.threshold,
+            final_threshold=self.final_threshold,
             no_audio_timeout_s=self.no_audio_timeout_s,
             tones=self.tones == "on",
             beep_decides=self.beep_decides == "on",

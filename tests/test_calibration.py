@@ -51,3 +51,14 @@ def test_the_split_half_check_fits_on_one_half_and_measures_the_other():
     for half in halves:
         assert half["after"]["calls"] == 100
         assert half["after"]["mean_stated"] == pytest.approx(half["after"]["share_right"], abs=0.05)
+
+
+def test_the_offline_replay_takes_the_last_ask_as_the_final_one():
+    from bridge.session.call import DecisionPolicy
+    from training.classifier import accepted_ask
+
+    asks = [(5.0, 0.72, True), (2.0, 0.75, True), (3.0, 0.6, True)]  # any order
+    assert accepted_ask(asks, DecisionPolicy(final_threshold=0.8)) is None
+    assert accepted_ask(asks, DecisionPolicy(final_threshold=0.7)) == (5.0, 0.72)
+    assert accepted_ask(asks, DecisionPolicy(threshold=0.74)) == (2.0, 0.75)
+    assert accepted_ask([(5.0, 0.72, False)], DecisionPolicy(final_threshold=0.7)) is None

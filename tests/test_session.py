@@ -95,6 +95,32 @@ def test_unsure_asks_again_each_step_then_notsure(clock):
     assert out.label == "notsure"
 
 
+def test_the_last_ask_accepts_the_final_threshold_and_earlier_ones_do_not(clock):
+    session = new_session(clock, final_threshold=0.7)
+    asked_at = []
+    request = feed_until_request(session, clock)
+    while True:
+        asked_at.append((round(request.audio_s, 2), request.final))
+        out = session.on_result(result(0.25), clock[0])  # MACHINE at 0.75
+        if isinstance(out, Decision):
+            break
+        request = feed_until_request(session, clock)
+    assert asked_at == [(2.0, False), (3.0, False), (4.0, False), (5.0, True)]
+    assert out.status is Status.MACHINE and out.amd_cause == "CLASSIFIER-75-5000"
+    # below it even there: NOTSURE, as before
+    session = new_session(clock, final_threshold=0.7)
+    for _ in range(4):
+        feed_until_request(session, clock)
+        out = session.on_result(result(0.35), clock[0])
+    assert out.status is Status.NOTSURE and out.amd_cause == "LOWCONFIDENCE-65-5000"
+
+
+def test_a_final_threshold_above_the_threshold_changes_nothing():
+    policy = DecisionPolicy(threshold=0.7, final_threshold=0.9)
+    assert policy.accepts(0.72, True, final=True) and policy.accepts(0.72, True)
+    assert not policy.accepts(0.72, False, final=True), "no speech, no answer"
+
+
 def test_a_later_confident_answer_decides(clock):
     session = new_session(clock)
     feed_until_request(session, clock)
@@ -246,6 +272,8 @@ def test_decided_session_frees_its_buffer(clock):
         {"max_window_s": 31.0},
         {"threshold": 0.4},
         {"threshold": 1.0},
+        {"final_threshold": 0.45},
+        {"final_threshold": 1.0},
         {"step_s": 0},
         {"no_audio_timeout_s": 0},
     ],

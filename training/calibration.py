@@ -66,7 +66,7 @@ def fit_scale(asks: Sequence[Ask]) -> float:
 def decided_calls(asks: Sequence[Ask], scale: float, threshold: float) -> list[tuple[float, bool]]:
     """The session's rule on each call (asks in window order, the first whose
     confidence reaches ``threshold`` decides): the decided calls' (confidence, right)."""
-    policy = DecisionPolicy(threshold=threshold)
+    policy = DecisionPolicy(threshold=threshold, final_threshold=threshold)
     calls: dict[str, tuple[bool, list[tuple[float, float, bool]]]] = {}
     for a in asks:
         p = 1.0 / (1.0 + math.exp(-scale * a.logit)) if scale * a.logit > -700 else 0.0

@@ -207,10 +207,11 @@ def accepted_ask(
     asks: Sequence[tuple[float, float, bool]], policy: DecisionPolicy
 ) -> tuple[float, float] | None:
     """The session's rule on one call's asks, ``(window_s, proba_human, has_speech)``:
-    in window order, the first ``policy.accepts`` as ``(window_s, proba_human)``; None
-    when none is (NOTSURE)."""
-    for window, p, has_speech in sorted(asks):
-        if policy.accepts(p, has_speech):
+    in window order, the first ``policy.accepts`` (the last ask as the final one) as
+    ``(window_s, proba_human)``; None when none is (NOTSURE)."""
+    ordered = sorted(asks)
+    for n, (window, p, has_speech) in enumerate(ordered, start=1):
+        if policy.accepts(p, has_speech, final=n == len(ordered)):
             return window, p
     return None
 
@@ -219,8 +220,9 @@ def session_metrics(
     examples: Sequence[Example], probs: np.ndarray, threshold: float
 ) -> dict[str, float]:
     """Replay the call session's rule (``DecisionPolicy.accepts``) on windowed recordings:
-    at each window in turn, decide if the answer is accepted; after the last, NOTSURE."""
-    policy = DecisionPolicy(threshold=threshold)
+    at each window in turn, decide if the answer is accepted; after the last, NOTSURE.
+    ``threshold`` applies throughout, the last ask included."""
+    policy = DecisionPolicy(threshold=threshold, final_threshold=threshold)
     calls: dict[str, tuple[int, list[tuple[float, float, bool]]]] = {}
     for e, p in zip(examples, probs, strict=True):
         if e.recording is not None and e.window_s is not None and e.timing is not None:

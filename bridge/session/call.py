@@ -47,6 +47,9 @@ class DecisionPolicy:
     step_s: float = 1.0  # then again after each further step ...
     max_window_s: float = 5.0  # ... up to this, where NOTSURE is the answer
     threshold: float = 0.8  # confidence needed for HUMAN or MACHINE
+    # ... and at the last ask (the maximum window, or the end of the stream), after
+    # which the answer would be NOTSURE; the lower of the two applies there
+    final_threshold: float = 0.7
     no_audio_timeout_s: float = 5.0  # wall seconds without audio before analysing what came
     tones: bool = True  # fax and SIT tones decide MACHINE; beeps can end a greeting
     beep_decides: bool = True  # with tones: a beep after the first sounds decides MACHINE
@@ -61,12 +64,16 @@ class DecisionPolicy:
             raise ConfigError("step must be positive")
         if not 0.5 <= self.threshold < 1.0:
             raise ConfigError("threshold must be in [0.5, 1.0)")
+        if not 0.5 <= self.final_threshold < 1.0:
+            raise ConfigError("final threshold must be in [0.5, 1.0)")
         if self.no_audio_timeout_s <= 0:
             raise ConfigError("no-audio timeout must be positive")
 
-    def accepts(self, proba_human: float, has_speech: bool) -> bool:
-        """Whether an answer is good enough to decide HUMAN or MACHINE on."""
-        return has_speech and max(proba_human, 1.0 - proba_human) >= self.threshold
+    def accepts(self, proba_human: float, has_speech: bool, final: bool = False) -> bool:
+        """Whether an answer is good enough to decide HUMAN or MACHINE on (``final``: at
+        the last ask, where ``final_threshold`` is enough)."""
+        needed = min(self.final_threshold, self.threshold) if final else self.threshold
+        return has_speech and max(proba_human, 1.0 - proba_human) >= needed
 
 
 class SessionState(enum.Enum):
@@ -325,7 +332,7 @@ class CallSession:
         elapsed_ms = (now - self._request_at) * 1000.0
         audio_s = self._requested_audio_s
         p = result.proba_human
-        if self.policy.accepts(p, result.timing.has_speech):
+        if self.policy.accepts(p, result.timing.has_speech, final=self._request_final):
             status = Status.HUMAN if p >= 0.5 else Status.MACHINE
             return self._decide(self._from_result(status, Cause.CLASSIFIER, result, elapsed_ms))
         if self._request_final:
