@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-from bridge.engine.classifier import AmdClassifier
+from bridge.engine.classifier import AmdClassifier, probability
 from bridge.session.call import DecisionPolicy
 from training.classifier import Example, accepted_ask
 
@@ -69,7 +69,7 @@ def decided_calls(asks: Sequence[Ask], scale: float, threshold: float) -> list[t
     policy = DecisionPolicy(threshold=threshold, final_threshold=threshold)
     calls: dict[str, tuple[bool, list[tuple[float, float, bool]]]] = {}
     for a in asks:
-        p = 1.0 / (1.0 + math.exp(-scale * a.logit)) if scale * a.logit > -700 else 0.0
+        p = probability(scale * a.logit)
         calls.setdefault(a.recording, (a.human, []))[1].append((a.window_s, p, a.has_speech))
     out = []
     for human, call_asks in calls.values():

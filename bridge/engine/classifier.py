@@ -47,6 +47,11 @@ class ClassifierModel:
         return len(self.timing_coef) > 0
 
 
+def probability(log_odds: float) -> float:
+    """The logistic function, without overflow for very negative log-odds."""
+    return 1.0 / (1.0 + math.exp(-log_odds)) if log_odds > -700 else 0.0
+
+
 class AmdClassifier:
     """Probability that the callee is a human, from a transcript and its timing."""
 
@@ -64,8 +69,7 @@ class AmdClassifier:
                 raise ValueError("this classifier needs timing features")
             x = (np.asarray(timing.as_vector()) - self.model.timing_mean) / self.model.timing_scale
             z += float(np.dot(x, self.model.timing_coef))
-        z *= self.model.logit_scale
-        return 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0
+        return probability(z * self.model.logit_scale)
 
     def proba_human_batch(
         self, transcripts: Sequence[str], timings: Sequence[TimingFeatures | None]
