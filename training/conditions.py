@@ -123,9 +123,7 @@ def music_excerpt(
     track = rng.choice(list(tracks))
     need = int(samples * MUSIC_RATE / rate) + 1
     start = rng.randrange(max(len(track) - need, 1))
-    piece = (
-        np.resize(track[start:], need) if len(track) - start < need else track[start : start + need]
-    )
+    piece = np.resize(track[start:], need)  # cut to length, or repeated when short
     out = soxr.resample(piece, MUSIC_RATE, rate).astype(np.float32) if rate != MUSIC_RATE else piece
     return np.resize(out, samples).astype(np.float32)
 

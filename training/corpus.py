@@ -46,7 +46,7 @@ from training.conditions import (
     mix_below,
     music_excerpt,
 )
-from training.synth import render, write_wav
+from training.synth import pad_to, render, write_wav
 from training.telephone import PHONE_RATE, ChannelParams, beep, telephone
 from training.texts import Template, fill
 from training.voices import FloatAudio, Prompt, Voice, read_prompt
@@ -212,7 +212,7 @@ class CorpusBuilder:
                 text, audio = render(voice, template, rng, min_seconds, LEAD_S, beeps)
                 shift = rng.uniform(*VOICE_SHIFT) if rng.random() < VOICE_SHIFT_SHARE else 1.0
                 if shift != 1.0:
-                    audio = _pad(
+                    audio = pad_to(
                         soxr.resample(audio, voice.rate * shift, voice.rate).astype(np.float32),
                         int(min_seconds * voice.rate),
                     )
@@ -321,19 +321,13 @@ class CorpusBuilder:
                 words.append(prompt.text)
         if "vm-intro" in parts:  # app_voicemail's beep after its greeting
             pieces.append(beep(PHONE_RATE, 1000.0, 0.25))
-        return _pad(np.concatenate(pieces), int(min_seconds * PHONE_RATE)), " ".join(words)
+        return pad_to(np.concatenate(pieces), int(min_seconds * PHONE_RATE)), " ".join(words)
 
     def write(self) -> tuple[Path, Path]:
         manifest, asr = self.out / "manifest.csv", self.out / "asr.csv"
         _write_csv(manifest, self.rows.recordings)
         _write_csv(asr, self.rows.phrases)
         return manifest, asr
-
-
-def _pad(audio: FloatAudio, samples: int) -> FloatAudio:
-    """``audio`` with silence after it up to ``samples``."""
-    short = samples - len(audio)
-    return np.concatenate([audio, np.zeros(short, np.float32)]) if short > 0 else audio
 
 
 def _text_drawer(templates: Sequence[Template]) -> Callable[[random.Random], str]:

@@ -92,10 +92,13 @@ def render(
     if template.label == "machine" and rng.random() < beep_share:
         pieces.append(np.zeros(int(rate * 0.3), np.float32))
         pieces.append(beep(rate, rng.choice([440.0, 850.0, 1000.0, 1400.0])))
-    audio = np.concatenate(pieces)
-    if len(audio) < min_seconds * rate:
-        audio = np.concatenate([audio, np.zeros(int(min_seconds * rate) - len(audio), np.float32)])
-    return text.replace("|", " "), audio
+    return text.replace("|", " "), pad_to(np.concatenate(pieces), int(min_seconds * rate))
+
+
+def pad_to(audio: npt.NDArray[np.float32], samples: int) -> npt.NDArray[np.float32]:
+    """``audio`` with silence after it up to ``samples``."""
+    short = samples - len(audio)
+    return np.concatenate([audio, np.zeros(short, np.float32)]) if short > 0 else audio
 
 
 def synthesize(
