@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from training.composed import load_grammar
+from training.synth import write_wav
 
 AMD_TRAIN = str(Path(sys.executable).with_name("amd-train"))
 AMD_BRIDGE = str(Path(sys.executable).with_name("amd-bridge"))
@@ -43,11 +44,7 @@ def write_music(folder: Path) -> Path:
     for n, root in enumerate((220.0, 196.0)):
         chord = sum(np.sin(2 * np.pi * root * r * t) for r in (1.0, 1.26, 1.5))
         beat = 0.6 + 0.4 * (np.sin(2 * np.pi * 2 * t) > 0)
-        with wave.open(str(folder / f"track{n}.wav"), "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(8000)
-            w.writeframes((chord * beat / 3 * 12000).astype("<i2").tobytes())
+        write_wav(folder / f"track{n}.wav", (chord * beat / 3 * 12000).astype(np.int16), 8000)
     return folder
 
 
