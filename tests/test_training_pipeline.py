@@ -140,6 +140,28 @@ def test_asr_clips_hold_their_whole_text_within_two_seconds(corpus: Path) -> Non
             assert w.getnframes() <= 2.0 * w.getframerate()
 
 
+def test_spoken_asr_clips_are_heard_under_the_recordings_conditions(corpus: Path) -> None:
+    """Whisper is fine-tuned on these clips: they carry background talk, music and noise
+    as the recordings do, so that it learns to transcribe the talker and not the room."""
+    spoken = [c for c in rows(corpus / "asr.csv") if c["voice"] != "allison"]
+    kinds = {c["condition"].removesuffix("+lost") for c in spoken}
+    assert kinds == {"none", "noise", "babble", "music"}
+    assert {c["codec"] for c in spoken} >= {"ulaw", "alaw"}
+    quiet: dict[str, list[float]] = {"none": [], "behind": []}
+    for c in spoken:
+        if c["condition"] not in ("none", "babble", "music"):
+            continue  # lost frames and band noise aside
+        with wave.open(str(corpus / c["path"])) as w:
+            pcm = np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.float64)
+        frames = pcm[: len(pcm) // 160 * 160].reshape(-1, 160)
+        rms = np.sqrt(np.mean(frames**2, axis=1))
+        share = float(np.mean(rms < 0.01 * rms.max()))  # 20 ms frames 40 dB below the peak
+        quiet["none" if c["condition"] == "none" else "behind"].append(share)
+    # A clean clip is quiet between words; talk or music behind the talker fills that.
+    assert quiet["none"] and quiet["behind"]
+    assert np.mean(quiet["behind"]) < 0.5 * np.mean(quiet["none"])
+
+
 def test_a_corpus_is_reproducible_from_its_seed(tmp_path: Path) -> None:
     made = []
     for name in ("a", "b"):

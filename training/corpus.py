@@ -17,9 +17,9 @@ Besides the hand-written templates, the corpus speaks composed texts
 side is worded with phrases the training side never uses.
 Out come ``manifest.csv`` (``path,label,text,template,text_class,voice,voice_shift,split``,
 then the channel's ``codec,level_db,condition,background_db,lost_share``) for the classifier
-and the evaluation, and ``asr.csv`` (``path,transcription,...``):
-short clips whose whole text is heard within the decision window, for Whisper
-fine-tuning and for measuring transcripts.
+and the evaluation, and ``asr.csv`` (``path,transcription,...`` and the channel's columns):
+short clips whose whole text is heard within the decision window, each under a condition
+of its own, for Whisper fine-tuning and for measuring transcripts.
 """
 
 from __future__ import annotations
@@ -217,28 +217,58 @@ class CorpusBuilder:
                         int(min_seconds * voice.rate),
                     )
                 condition = Condition.sample(rng, music=bool(self.music[side]))
-                if condition.background == BABBLE:
-                    others = [v for v in pools[side] if v.name != voice.name] or pools[side]
-                    behind = babble(
-                        others, talk[side], voice.rate, len(audio), condition.talkers, rng
-                    )
-                    audio = mix_below(audio, behind, condition.background_db)
-                elif condition.background == MUSIC:
-                    behind = music_excerpt(self.music[side], voice.rate, len(audio), rng)
-                    audio = mix_below(audio, behind, condition.background_db)
+                others = [v for v in pools[side] if v.name != voice.name] or pools[side]
+                audio = self._behind(audio, voice.rate, condition, others, talk[side], side, rng)
                 path, channel = self._save("audio", stem, audio, voice.rate, rng, condition)
                 row = {"label": template.label, "text": text, "template": template.template_id}
                 if template.text_class:
                     row["text_class"] = template.text_class
                 row |= {"voice": voice.name, "voice_shift": f"{shift:.3f}", "split": side}
                 self.rows.recordings.append({"path": path, **row, **channel})
-                self._phrase(stem, voice, opening_phrases(fill(template.text, rng)), side, template)
+                self._phrase(
+                    stem,
+                    voice,
+                    opening_phrases(fill(template.text, rng)),
+                    side,
+                    template,
+                    others,
+                    talk[side],
+                )
             if n % 25 == 0:
                 log.info("spoke %d of %d templates", n, len(templates))
 
+    def _behind(
+        self,
+        audio: FloatAudio,
+        rate: int,
+        condition: Condition,
+        others: Sequence[Voice],
+        talk: Callable[[random.Random], str],
+        side: str,
+        rng: random.Random,
+    ) -> FloatAudio:
+        """``audio`` with the condition's background talk or music mixed in below it
+        (band noise and lost frames come later, with the channel)."""
+        if condition.background == BABBLE:
+            behind = babble(others, talk, rate, len(audio), condition.talkers, rng)
+            return mix_below(audio, behind, condition.background_db)
+        if condition.background == MUSIC:
+            behind = music_excerpt(self.music[side], rate, len(audio), rng)
+            return mix_below(audio, behind, condition.background_db)
+        return audio
+
     def _phrase(
-        self, stem: str, voice: Voice, candidates: list[str], side: str, template: Template
+        self,
+        stem: str,
+        voice: Voice,
+        candidates: list[str],
+        side: str,
+        template: Template,
+        others: Sequence[Voice],
+        talk: Callable[[random.Random], str],
     ) -> None:
+        """The ASR clip of a recording: its opening words, under a condition drawn as
+        the recordings' are, so that Whisper learns to hear the talker, not the room."""
         rng = random.Random(f"{self.seed}:{stem}:phrase")
         for text in candidates:  # the longest that fits the window with its lead-in
             speech = voice.speak(text, rng)
@@ -247,7 +277,10 @@ class CorpusBuilder:
         else:
             return
         lead = np.zeros(int(voice.rate * rng.uniform(0.0, 0.1)), np.float32)
-        path, _ = self._save("phrases", stem, np.concatenate([lead, speech]), voice.rate, rng)
+        audio = np.concatenate([lead, speech])
+        condition = Condition.sample(rng, music=bool(self.music[side]))
+        audio = self._behind(audio, voice.rate, condition, others, talk, side, rng)
+        path, channel = self._save("phrases", stem, audio, voice.rate, rng, condition)
         self.rows.phrases.append(
             {
                 "path": path,
@@ -255,6 +288,7 @@ class CorpusBuilder:
                 "voice": voice.name,
                 "template": template.template_id,
                 "split": side,
+                **channel,
             }
         )
 
