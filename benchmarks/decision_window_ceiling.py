@@ -149,7 +149,7 @@ def share(flags: Sequence[bool]) -> float | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", type=Path, required=True, help="amd-train corpus output")
-    parser.add_argument("--whisper-model", default="embedded")
+    parser.add_argument("--whisper-model", default="embedded-short")
     parser.add_argument("--windows", default="2,3,4,5")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()

@@ -70,7 +70,9 @@ def main() -> None:
     ap.add_argument("--batches", default="1,2,4,8,16,32")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument(
-        "--whisper-model", default="embedded", help="'embedded' or a CTranslate2 model folder"
+        "--whisper-model",
+        default="embedded-short",
+        help="'embedded-short', 'embedded' or a CTranslate2 model folder",
     )
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     args = ap.parse_args()

@@ -16,7 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from bridge.engine.asr import AsrOptions
-from bridge.engine.models import EMBEDDED, default_classifier_path, resolve_whisper_model
+from bridge.engine.models import (
+    EMBEDDED,
+    EMBEDDED_SHORT,
+    default_classifier_path,
+    resolve_whisper_model,
+)
 from bridge.errors import ConfigError
 from bridge.pbx.ami import AmiConfig
 from bridge.pbx.esl import EslConfig
@@ -34,7 +39,9 @@ def _opt(
 class Settings:
     # Models
     whisper_model: str = _opt(
-        EMBEDDED, "'embedded' (bundled tiny.en), a CTranslate2 model directory, or a model name"
+        EMBEDDED_SHORT,
+        "'embedded-short' (bundled tiny.en with the shipped encoder for 2 s clips), 'embedded' "
+        "(tiny.en as bundled), a CTranslate2 model or overlay directory, or a model name",
     )
     classifier: str = _opt(EMBEDDED, "'embedded' or the path of a classifier .npz")
     device: str = _opt("cpu", "where Whisper runs", ("cpu", "cuda", "auto"))

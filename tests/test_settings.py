@@ -14,7 +14,7 @@ def parse(argv, environ=None) -> Settings:
 
 def test_defaults():
     s = parse([])
-    assert s.whisper_model == "embedded"
+    assert s.whisper_model == "embedded-short"
     assert s.policy.window_s == 2.0 and s.policy.max_window_s == 5.0
     assert s.asr_options.pad_to_30s is False
     assert s.classifier_path().name == "amd-classifier.npz"

@@ -334,6 +334,14 @@ def write_card(path: Path, record: dict[str, Any], model_file: str) -> None:
         "## Data",
         "",
         f"- Source: {record['source']}",
+        *(
+            [
+                f"- Transcripts by Whisper `{record['whisper']['model']}` (sha256 "
+                f"{record['whisper']['sha256'][:16]}...): serve it with this classifier."
+            ]
+            if "whisper" in record
+            else []
+        ),
         f"- {record['examples']} examples from {record['templates']} templates.",
         f"- Held out: {record['test_examples']} examples from {record['test_templates']} templates "
         "that share no template with the training side.",

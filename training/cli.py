@@ -111,6 +111,20 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--quantization", default="int8", help="int8, int8_float16, float16, ...")
     ex.add_argument("--force", action="store_true", help="replace an existing model")
 
+    ov = _command(
+        commands,
+        "overlay",
+        help="the encoder of a fine-tuned export, as an overlay on the embedded tiny.en",
+    )
+    ov.add_argument(
+        "--model",
+        type=Path,
+        required=True,
+        help="CTranslate2 folder (`export --quantization float16`)",
+    )
+    ov.add_argument("--out", type=Path, required=True, help="overlay folder to write")
+    ov.add_argument("--force", action="store_true", help="replace a non-empty folder")
+
     ae = _command(commands, "asr-eval", help="WER of Whisper models on short clips")
     ae.add_argument("--manifest", type=Path, required=True, help="CSV: path,transcription")
     ae.add_argument("--model", action="append", required=True, help="'embedded' or a folder")
@@ -132,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     clf.add_argument("--seed", type=int, default=1, help="random seed of the held-out draw")
     clf.add_argument("--C", dest="c", type=float, default=1.0, help="inverse regularisation")
-    clf.add_argument("--whisper-model", default="embedded", help="ASR model for recordings")
+    clf.add_argument("--whisper-model", default="embedded-short", help="ASR model for recordings")
     clf.add_argument("--source", help="how the data was made, for the model card")
     clf.add_argument(
         "--no-refit",
@@ -158,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--manifest", type=Path, required=True, help="CSV: path,label (recordings)")
     ev.add_argument("--out", type=Path, required=True, help="folder for report.json/.md and plots")
     ev.add_argument("--classifier", default="embedded", help="'embedded' or a classifier .npz")
-    ev.add_argument("--whisper-model", default="embedded", help="ASR model")
+    ev.add_argument("--whisper-model", default="embedded-short", help="ASR model")
     ev.add_argument("--split", help="only rows of this split (train|test), if the CSV has one")
     ev.add_argument("--force", action="store_true", help="overwrite a non-empty output folder")
 
@@ -215,7 +229,7 @@ def _run(args: argparse.Namespace) -> int:
         return _synth(args)
     if args.command == "corpus":
         return _corpus(args)
-    if args.command in ("import-whisper", "finetune", "export", "asr-eval"):
+    if args.command in ("import-whisper", "finetune", "export", "overlay", "asr-eval"):
         from training.whisper_cli import run
 
         return run(args)
@@ -466,6 +480,7 @@ def _classifier(args: argparse.Namespace) -> int:
     from bridge.engine.classifier import AmdClassifier
     from bridge.engine.detector import Transcriber
     from bridge.engine.models import resolve_whisper_model
+    from bridge.engine.whisper_files import whisper_fingerprint
     from bridge.errors import AmdError
     from bridge.settings import Settings
     from training.classifier import examples_from_manifest, train_and_report, write_card
@@ -519,6 +534,11 @@ def _classifier(args: argparse.Namespace) -> int:
         if card:
             write_card(card, model.model.meta["training"], path.name)
 
+    if any(e.window_s for e in examples):  # recordings: what Whisper heard is in the model
+        whisper = resolve_whisper_model(args.whisper_model)
+        heard_by = {"model": args.whisper_model, "sha256": whisper_fingerprint(whisper)}
+        for model in (clf, on_train):
+            model.model.meta["training"]["whisper"] = heard_by
     write(clf, args.out, args.card)
     if args.held_out_model:
         write(on_train, args.held_out_model, args.held_out_model.with_suffix(".md"))

@@ -2,9 +2,7 @@
 
 The model hubs are out of reach on many hosts, but the runtime's embedded tiny.en
 ships as a CTranslate2 directory (``model.bin``, ``config.json``,
-``tokenizer.json``). ``model.bin`` is the format CTranslate2's
-``ModelSpec._serialize`` writes: a binary version, the spec's name and revision,
-then each variable (name, shape, dtype id, bytes), then aliases. Whisper's spec
+``tokenizer.json``; ``bridge.engine.ct2_file`` reads its ``model.bin``). Whisper's spec
 fuses the self-attention's query, key and value into one linear layer and the
 cross-attention's key and value into another; keys have no bias in Whisper, so
 the fused bias holds zeros there. :func:`import_ct2_whisper` undoes both.
@@ -14,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,16 +19,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-# include/ctranslate2/types.h, DataType: the order CTranslate2 writes type ids in.
-_DTYPES: tuple[Any, ...] = (np.float32, np.int8, np.int16, np.int32, np.float16, "bfloat16")
+from bridge.engine.ct2_file import Ct2FormatError, parse_ct2_file
+from bridge.engine.models import embedded_whisper_dir
+from bridge.engine.whisper_files import is_overlay, overlay_files
+
 # Whisper's special tokens by id, which the tokenizer file also lists.
 _EOT = "<|endoftext|>"
 _SOT = "<|startoftranscript|>"
 _NO_TIMESTAMPS = "<|notimestamps|>"
-
-
-class Ct2FormatError(ValueError):
-    """model.bin is not a CTranslate2 Whisper model this reader understands."""
 
 
 @dataclass(frozen=True)
@@ -49,61 +44,24 @@ def read_model_bin(path: Path) -> tuple[str, int, dict[str, npt.NDArray[Any]]]:
 
 def parse_model_bin(data: bytes, path: str) -> tuple[str, int, dict[str, npt.NDArray[Any]]]:
     """As :func:`read_model_bin`; any damage raises :class:`Ct2FormatError`."""
-    offset = 0
-
-    def take(fmt: str) -> int:
-        nonlocal offset
-        if offset + struct.calcsize(fmt) > len(data):
-            raise Ct2FormatError(f"{path}: truncated at byte {offset}")
-        (value,) = struct.unpack_from("<" + fmt, data, offset)
-        offset += struct.calcsize(fmt)
-        return int(value)
-
-    def text() -> str:
-        nonlocal offset
-        n = take("H")  # length including the trailing NUL
-        raw = data[offset : offset + n - 1]
-        offset += n
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise Ct2FormatError(f"{path}: a name at byte {offset} is not UTF-8") from exc
-
-    version = take("I")
-    if not 5 <= version <= 6:  # the versions the shipped converter writes (6) and reads
-        raise Ct2FormatError(f"{path}: CTranslate2 binary version {version} is not supported")
-    spec = text()
-    take("I")  # spec revision
-    variables: dict[str, npt.NDArray[Any]] = {}
-    for _ in range(take("I")):
-        name = text()
-        shape = [take("I") for _ in range(take("B"))]
-        type_id = take("B")
-        size = take("I")
-        if type_id >= len(_DTYPES) or isinstance(_DTYPES[type_id], str):
-            raise Ct2FormatError(f"{path}: {name} has a data type ({type_id}) not supported")
-        if offset + size > len(data):
-            raise Ct2FormatError(f"{path}: truncated in {name}")
-        raw = data[offset : offset + size]
-        offset += size
-        try:
-            variables[name] = np.frombuffer(raw, dtype=_DTYPES[type_id]).reshape(shape).copy()
-        except ValueError as exc:  # sizes that disagree with the shape
-            raise Ct2FormatError(f"{path}: {name}: {exc}") from exc
-    for _ in range(take("I")):
-        alias, target = text(), text()
-        if target not in variables:
-            raise Ct2FormatError(f"{path}: alias {alias} points at unknown {target}")
-        variables[alias] = variables[target]
-    return spec, version, variables
+    model = parse_ct2_file(data, path)
+    return model.spec, model.binary_version, model.resolved()
 
 
 def read_ct2_whisper(model_dir: Path) -> Ct2Whisper:
-    spec, version, variables = read_model_bin(model_dir / "model.bin")
+    """A CTranslate2 Whisper directory, or an overlay on the embedded tiny.en."""
+    files = whisper_files(model_dir)
+    spec, version, variables = parse_model_bin(files["model.bin"], str(model_dir / "model.bin"))
     if spec != "WhisperSpec":
         raise Ct2FormatError(f"{model_dir} holds a {spec}, not a Whisper model")
-    config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
-    return Ct2Whisper(variables, config, spec, version)
+    return Ct2Whisper(variables, json.loads(files["config.json"]), spec, version)
+
+
+def whisper_files(model_dir: Path) -> dict[str, bytes]:
+    """``model.bin``, ``config.json`` and ``tokenizer.json`` of a model directory."""
+    if is_overlay(model_dir):
+        return overlay_files(model_dir, embedded_whisper_dir())
+    return {n: (model_dir / n).read_bytes() for n in ("model.bin", "config.json", "tokenizer.json")}
 
 
 def _weight(v: dict[str, npt.NDArray[Any]], name: str) -> npt.NDArray[np.float32]:
@@ -190,8 +148,9 @@ def import_ct2_whisper(model_dir: Path, out_dir: Path) -> Path:
 
     ct2 = read_ct2_whisper(model_dir)
     v = ct2.variables
+    tokenizer_dir = embedded_whisper_dir() if is_overlay(model_dir) else model_dir
     tokenizer = WhisperTokenizerFast(
-        tokenizer_file=str(model_dir / "tokenizer.json"),
+        tokenizer_file=str(tokenizer_dir / "tokenizer.json"),
         unk_token=_EOT,
         bos_token=_EOT,
         eos_token=_EOT,

@@ -1,4 +1,4 @@
-"""The Whisper side of ``amd-train``: import-whisper, finetune, export, asr-eval."""
+"""The Whisper side of ``amd-train``: import-whisper, finetune, export, overlay, asr-eval."""
 
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ def run(args: argparse.Namespace) -> int:
             return _finetune(args)
         if args.command == "export":
             return _export(args)
+        if args.command == "overlay":
+            return _overlay(args)
         return _asr_eval(args)
     except (AmdError, ManifestError, ValueError, OSError) as exc:
         print(f"amd-train: {exc}", file=sys.stderr)
@@ -100,6 +102,20 @@ def _export(args: argparse.Namespace) -> int:
     print(
         f"exported {args.checkpoint} to {args.out} ({args.quantization}); "
         f"it decodes: {heard.text!r}"
+    )
+    return 0
+
+
+def _overlay(args: argparse.Namespace) -> int:
+    from bridge.engine.models import embedded_whisper_dir
+    from bridge.engine.whisper_files import OVERLAY_FILE, write_overlay
+
+    _refuse_overwrite(args.out, args.force)
+    names = write_overlay(embedded_whisper_dir(), args.model, args.out)
+    size = (args.out / OVERLAY_FILE).stat().st_size
+    print(
+        f"wrote {args.out / OVERLAY_FILE} ({size / 1e6:.1f} MB): {len(names)} encoder "
+        f"variables of {args.model} over the embedded tiny.en"
     )
     return 0
 

@@ -23,6 +23,8 @@ import numpy as np
 
 from bridge.audio.codecs import Float32Array
 from bridge.audio.resampler import TARGET_RATE
+from bridge.engine.models import embedded_whisper_dir
+from bridge.engine.whisper_files import is_overlay, overlay_files
 from bridge.errors import ConfigError, ModelError
 
 log = logging.getLogger(__name__)
@@ -92,6 +94,8 @@ class ShortContextWhisper:
         compute_type = options.compute_type
         if compute_type == "default":
             compute_type = "int8" if options.device == "cpu" else "float16"
+        # An overlay directory is put together in memory from the embedded model.
+        files = overlay_files(model_dir, embedded_whisper_dir()) if is_overlay(model_dir) else None
         try:
             self.model = ctranslate2.models.Whisper(
                 str(model_dir),
@@ -99,8 +103,13 @@ class ShortContextWhisper:
                 compute_type=compute_type,
                 intra_threads=options.threads,
                 inter_threads=options.workers,
+                files=files,
             )
-            hf_tokenizer = tokenizers.Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+            hf_tokenizer = (
+                tokenizers.Tokenizer.from_str(files["tokenizer.json"].decode("utf-8"))
+                if files is not None
+                else tokenizers.Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+            )
         except Exception as exc:  # CTranslate2 raises RuntimeError/ValueError/OSError
             raise ModelError(f"could not load Whisper model from {model_dir}: {exc}") from exc
         self.compute_type = compute_type

@@ -16,6 +16,7 @@ from bridge.audio.codecs import Float32Array
 from bridge.engine.asr import AsrOptions, AsrOutput, ShortContextWhisper
 from bridge.engine.classifier import AmdClassifier
 from bridge.engine.vad import SpeechTimer
+from bridge.engine.whisper_files import whisper_fingerprint
 from bridge.session.decision import AnalysisResult, EarlierHearing, TimingFeatures
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,28 @@ def nothing_new(timing: TimingFeatures, earlier: EarlierHearing | None) -> bool:
     return not timing.has_speech or speech_end <= earlier.audio_s - NOTHING_NEW_GAP_S
 
 
+def warn_if_trained_on_another_whisper(
+    classifier: AmdClassifier, classifier_path: Path, whisper_dir: Path
+) -> bool:
+    """A classifier learns the words one Whisper hears; served with another, its
+    confidences no longer mean what they say. Logs a warning (and returns True) when the
+    classifier names the Whisper it was trained with and this is not it."""
+    trained = classifier.model.meta.get("training", {}).get("whisper")
+    if not isinstance(trained, dict) or "sha256" not in trained:
+        return False  # trained on text, or before classifiers recorded their Whisper
+    if whisper_fingerprint(whisper_dir) == trained["sha256"]:
+        return False
+    log.warning(
+        "classifier %s was trained on the transcripts of Whisper %r, not of %s: its "
+        "confidence may not mean what it says; train one on this Whisper "
+        "(amd-train classifier --whisper-model) or serve the two together",
+        classifier_path,
+        trained.get("model", "?"),
+        whisper_dir,
+    )
+    return True
+
+
 @dataclass(frozen=True)
 class EngineInfo:
     whisper_dir: str
@@ -102,6 +125,7 @@ class Detector:
     ) -> None:
         t0 = time.perf_counter()
         self.classifier = AmdClassifier.load(classifier_path)
+        warn_if_trained_on_another_whisper(self.classifier, classifier_path, whisper_dir)
         self.transcriber = Transcriber(whisper_dir, asr_options, vad_threshold)
         compute_type = self.transcriber.asr.compute_type
         self.info = EngineInfo(

@@ -6,11 +6,15 @@ import logging
 from importlib import resources
 from pathlib import Path
 
+from bridge.engine.whisper_files import is_overlay
 from bridge.errors import ModelError
 
 log = logging.getLogger(__name__)
 
 EMBEDDED = "embedded"
+# The embedded tiny.en with the encoder fine-tuned for 2 s clips (``models/whisper-short``,
+# put together at load by ``bridge.engine.whisper_files``): the default.
+EMBEDDED_SHORT = "embedded-short"
 # Files a CTranslate2 Whisper directory must hold for us to decode without a hub.
 _WHISPER_FILES = ("model.bin", "config.json", "tokenizer.json")
 
@@ -27,6 +31,11 @@ def embedded_whisper_dir() -> Path:
     return Path(str(root)) / "model"
 
 
+def shipped_overlay_dir() -> Path:
+    """The short-context encoder committed under ``models/whisper-short``."""
+    return Path(str(resources.files("bridge.models") / "whisper-short"))
+
+
 def default_classifier_path() -> Path:
     """The classifier committed under ``models/`` and shipped inside the package."""
     return Path(str(resources.files("bridge.models") / "amd-classifier.npz"))
@@ -35,12 +44,16 @@ def default_classifier_path() -> Path:
 def resolve_whisper_model(spec: str) -> Path:
     """Turn ``AMD_WHISPER_MODEL`` into a checked CTranslate2 model directory.
 
-    ``embedded`` is the bundled tiny.en; a path is used as it is; anything else
-    is a faster-whisper model name (``tiny.en``, ``small``, ``org/repo``), looked
-    up in the local Hugging Face cache first and downloaded only if missing.
+    ``embedded-short`` is the bundled tiny.en with the shipped short-context encoder,
+    ``embedded`` the bundled tiny.en as it is; a path is used as it is (a CTranslate2
+    directory, or an overlay directory of ``amd-train overlay``); anything else is a
+    faster-whisper model name (``tiny.en``, ``small``, ``org/repo``), looked up in the
+    local Hugging Face cache first and downloaded only if missing.
     """
     if spec == EMBEDDED:
         path = embedded_whisper_dir()
+    elif spec == EMBEDDED_SHORT:
+        path = shipped_overlay_dir()
     elif (candidate := Path(spec).expanduser()).exists() or spec.startswith(("/", ".", "~")):
         path = candidate  # a directory, checked below (a missing one is an error, not a name)
     else:
@@ -52,6 +65,8 @@ def resolve_whisper_model(spec: str) -> Path:
 def check_whisper_dir(path: Path) -> None:
     if not path.is_dir():
         raise ModelError(f"Whisper model directory {path} does not exist")
+    if is_overlay(path):
+        return  # its files are the embedded model's, checked when it is put together
     missing = [name for name in _WHISPER_FILES if not (path / name).is_file()]
     if missing:
         raise ModelError(
