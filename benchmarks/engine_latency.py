@@ -23,7 +23,12 @@ from bridge.audio import AudioFormat, CallAudio, Encoding
 from bridge.audio.codecs import encode_from_int16
 from bridge.engine.asr import AsrOptions, ShortContextWhisper
 from bridge.engine.detector import Detector
-from bridge.engine.models import default_classifier_path, resolve_whisper_model
+from bridge.engine.models import (
+    default_classifier_path,
+    embedded_whisper_dir,
+    resolve_whisper_model,
+)
+from bridge.engine.whisper_files import is_overlay, overlay_files
 from training.synth import PiperSpeaker, render
 from training.telephone import PHONE_RATE, ChannelParams, telephone
 from training.texts import load_templates
@@ -101,11 +106,14 @@ def main() -> None:
 
     from faster_whisper import WhisperModel
 
+    # The same weights for faster-whisper: an overlay is put together as the engine does.
+    files = overlay_files(model_dir, embedded_whisper_dir()) if is_overlay(model_dir) else None
     fw = WhisperModel(
         str(model_dir),
         device=args.device,
         compute_type=detector.info.compute_type,
         cpu_threads=args.threads,
+        files=files,
     )
 
     def fw_transcribe(clip: np.ndarray) -> str:
