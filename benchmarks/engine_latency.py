@@ -25,10 +25,9 @@ from bridge.engine.asr import AsrOptions, ShortContextWhisper
 from bridge.engine.detector import Detector
 from bridge.engine.models import (
     default_classifier_path,
-    embedded_whisper_dir,
+    overlay_model_files,
     resolve_whisper_model,
 )
-from bridge.engine.whisper_files import is_overlay, overlay_files
 from training.synth import PiperSpeaker, render
 from training.telephone import PHONE_RATE, ChannelParams, telephone
 from training.texts import load_templates
@@ -107,7 +106,7 @@ def main() -> None:
     from faster_whisper import WhisperModel
 
     # The same weights for faster-whisper: an overlay is put together as the engine does.
-    files = overlay_files(model_dir, embedded_whisper_dir()) if is_overlay(model_dir) else None
+    files = overlay_model_files(model_dir)
     fw = WhisperModel(
         str(model_dir),
         device=args.device,

@@ -20,8 +20,8 @@ import numpy as np
 import numpy.typing as npt
 
 from bridge.engine.ct2_file import Ct2FormatError, parse_ct2_file
-from bridge.engine.models import embedded_whisper_dir
-from bridge.engine.whisper_files import is_overlay, overlay_files
+from bridge.engine.models import embedded_whisper_dir, overlay_model_files
+from bridge.engine.whisper_files import is_overlay
 
 # Whisper's special tokens by id, which the tokenizer file also lists.
 _EOT = "<|endoftext|>"
@@ -59,9 +59,9 @@ def read_ct2_whisper(model_dir: Path) -> Ct2Whisper:
 
 def whisper_files(model_dir: Path) -> dict[str, bytes]:
     """``model.bin``, ``config.json`` and ``tokenizer.json`` of a model directory."""
-    if is_overlay(model_dir):
-        return overlay_files(model_dir, embedded_whisper_dir())
-    return {n: (model_dir / n).read_bytes() for n in ("model.bin", "config.json", "tokenizer.json")}
+    return overlay_model_files(model_dir) or {
+        n: (model_dir / n).read_bytes() for n in ("model.bin", "config.json", "tokenizer.json")
+    }
 
 
 def _weight(v: dict[str, npt.NDArray[Any]], name: str) -> npt.NDArray[np.float32]:

@@ -23,8 +23,7 @@ import numpy as np
 
 from bridge.audio.codecs import Float32Array
 from bridge.audio.resampler import TARGET_RATE
-from bridge.engine.models import embedded_whisper_dir
-from bridge.engine.whisper_files import is_overlay, overlay_files
+from bridge.engine.models import overlay_model_files
 from bridge.errors import ConfigError, ModelError
 
 log = logging.getLogger(__name__)
@@ -95,7 +94,7 @@ class ShortContextWhisper:
         if compute_type == "default":
             compute_type = "int8" if options.device == "cpu" else "float16"
         # An overlay directory is put together in memory from the embedded model.
-        files = overlay_files(model_dir, embedded_whisper_dir()) if is_overlay(model_dir) else None
+        files = overlay_model_files(model_dir)
         try:
             self.model = ctranslate2.models.Whisper(
                 str(model_dir),

@@ -6,7 +6,7 @@ import logging
 from importlib import resources
 from pathlib import Path
 
-from bridge.engine.whisper_files import is_overlay
+from bridge.engine.whisper_files import is_overlay, overlay_files
 from bridge.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,13 @@ def embedded_whisper_dir() -> Path:
 def shipped_overlay_dir() -> Path:
     """The short-context encoder committed under ``models/whisper-short``."""
     return Path(str(resources.files("bridge.models") / "whisper-short"))
+
+
+def overlay_model_files(model_dir: Path) -> dict[str, bytes] | None:
+    """An overlay directory's model, put together in memory on the embedded tiny.en
+    (``bridge.engine.whisper_files``); None for a plain CTranslate2 directory, which
+    CTranslate2 reads itself."""
+    return overlay_files(model_dir, embedded_whisper_dir()) if is_overlay(model_dir) else None
 
 
 def default_classifier_path() -> Path:
