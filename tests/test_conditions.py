@@ -22,7 +22,16 @@ from training.conditions import (
     music_excerpt,
     music_tracks,
 )
-from training.corpus import TEST, TRAIN, split_music
+from training.corpus import (
+    BACKGROUND_ANSWER_SHARE,
+    TEST,
+    TRAIN,
+    background_talk,
+    load_chatter,
+    split_chatter,
+    split_music,
+)
+from training.texts import Template
 from training.voices import VoiceError
 
 
@@ -123,6 +132,54 @@ def test_babble_talks_all_along_the_recording():
     talking = np.abs(out) > 0.01
     assert talking.mean() > 0.5, "two talkers with short gaps fill most of the time"
     assert voice.said >= 6
+
+
+# What voicemail greetings and carriers say; background talk that says it makes a person's
+# room sound like a machine (it did: humans under loud talk were taken for machines).
+GREETING_WORDS = ("leave a message", "you've reached", "you have reached", "the tone", "beep")
+
+
+def test_the_projects_background_talk_is_everyday_talk_not_greetings():
+    lines = load_chatter()
+    assert len(lines) >= 150 and len(set(lines)) == len(lines)
+    assert not [x for x in lines if any(w in x.lower() for w in GREETING_WORDS)]
+    assert not [x for x in lines if x.startswith("#")], "comment lines are not talk"
+
+
+def test_background_sentences_are_held_out_with_the_held_out_voices():
+    lines = load_chatter()
+    sides = split_chatter(lines, 0.25, seed=1)
+    assert not set(sides[TRAIN]) & set(sides[TEST])
+    assert sorted(sides[TRAIN] + sides[TEST]) == sorted(lines)
+    assert len(sides[TEST]) == pytest.approx(0.25 * len(lines), abs=2)
+    assert split_chatter(lines, 0.25, seed=1) == sides, "the same seed, the same split"
+    assert split_chatter(lines, 0.25, seed=2) != sides
+
+
+def test_background_talk_says_chatter_and_now_and_then_a_live_answer_never_a_greeting():
+    templates = [
+        Template("m1", "machine", "You have reached the machine, leave a message."),
+        Template("h1", "human", "Hello? | Who is calling, {name}?"),
+    ]
+    chatter = ["Did you see the game?", "Pass me the stapler."]
+    draw = background_talk(chatter, templates)
+    rng = random.Random(3)
+    said = [draw(rng) for _ in range(2000)]
+    answers = [s for s in said if s not in chatter]
+    assert len(answers) / len(said) == pytest.approx(BACKGROUND_ANSWER_SHARE, abs=0.03)
+    assert all(a.startswith("Hello?   Who is calling, ") for a in answers), "pauses not read"
+    assert not [a for a in answers if "{" in a], "slots are filled"
+    assert set(chatter) <= set(said)
+
+
+def test_background_talk_without_chatter_or_answers_still_talks():
+    machine = [Template("m1", "machine", "Hi, it's {name}, leave a message.")]
+    human = [Template("h1", "human", "Hello? | Who is this?")]
+    rng = random.Random(4)
+    assert {background_talk([], human)(rng) for _ in range(5)} == {"Hello?   Who is this?"}
+    only = background_talk([], machine)(rng)
+    assert only.startswith("Hi, it's ") and "{" not in only
+    assert {background_talk(["A line."], machine)(rng) for _ in range(20)} == {"A line."}
 
 
 def test_lost_frames_are_that_share_of_whole_20_ms_frames():

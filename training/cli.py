@@ -57,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="about N distinct texts composed from training/data/grammar.toml, spoken once each",
     )
     corpus.add_argument("--grammar", type=Path, help="phrase grammar TOML (default: the project's)")
+    corpus.add_argument(
+        "--chatter",
+        type=Path,
+        help="what people behind the callee say, one sentence a line "
+        "(default: training/data/chatter.txt)",
+    )
     corpus.add_argument("--voices", default="piper,espeak", help="voice families: piper,espeak")
     corpus.add_argument(
         "--asterisk-sounds",
@@ -369,7 +375,14 @@ def _bulk_eval(args: argparse.Namespace) -> int:
 def _corpus(args: argparse.Namespace) -> int:
     from training.composed import compose, load_grammar
     from training.conditions import ASTERISK_MOH, music_tracks
-    from training.corpus import CorpusBuilder, split_music, split_templates, split_voices
+    from training.corpus import (
+        CorpusBuilder,
+        load_chatter,
+        split_chatter,
+        split_music,
+        split_templates,
+        split_voices,
+    )
     from training.synth import PiperSpeaker
     from training.telephone import CodecError
     from training.texts import load_templates
@@ -412,6 +425,11 @@ def _corpus(args: argparse.Namespace) -> int:
         print(f"amd-train: grammar: {exc}", file=sys.stderr)
         return 2
     try:
+        chatter = load_chatter(args.chatter)
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"amd-train: chatter: {exc}", file=sys.stderr)
+        return 2
+    try:
         voices = {}
         if "piper" in families:
             voices["piper"] = piper_voices(PiperSpeaker(seed=args.seed))
@@ -431,7 +449,12 @@ def _corpus(args: argparse.Namespace) -> int:
     all_voices = [v for family in voices.values() for v in family]
     template_side = split_templates(templates, args.held_out, args.seed)
     voice_side = split_voices(voices, args.held_out, args.seed)
-    builder = CorpusBuilder(args.out, args.seed, split_music(tracks, args.held_out, args.seed))
+    builder = CorpusBuilder(
+        args.out,
+        args.seed,
+        split_music(tracks, args.held_out, args.seed),
+        split_chatter(chatter, args.held_out, args.seed),
+    )
     try:
         builder.speak_templates(
             templates, all_voices, template_side, voice_side, args.variants, 6.0

@@ -31,6 +31,7 @@ import random
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +65,10 @@ VOICE_SHIFT_SHARE = 0.5
 # for systems that record without one); carriers' messages and IVRs seldom beep.
 BEEP_SHARE = 0.85
 BEEP_SHARE_BY_CLASS = {"carrier-message": 0.2, "ivr": 0.2}
+# People talking behind the callee say everyday talk (``training/data/chatter.txt``) and,
+# this share of the time, what a person answering a phone says (a colleague at the next
+# desk); never a machine's greeting, which would make the room sound like voicemail.
+BACKGROUND_ANSWER_SHARE = 0.2
 # Asterisk's voicemail and intercept messages, as app_voicemail and the carriers play them.
 ASTERISK_GREETINGS = {
     "ast-unavail": ["vm-theperson", "{digits}", "vm-isunavail", "vm-intro"],
@@ -146,13 +151,32 @@ def split_music(
     }
 
 
+def load_chatter(path: Path | None = None) -> list[str]:
+    """Background talk, one sentence a line (``#`` starts a comment line): the project's
+    ``training/data/chatter.txt`` or your own file."""
+    source = path or Path(str(resources.files("training") / "data" / "chatter.txt"))
+    lines = (line.strip() for line in source.read_text(encoding="utf-8").splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def split_chatter(lines: Sequence[str], share: float, seed: int) -> dict[str, list[str]]:
+    """Background sentences by side: a held-out share is said behind held-out callees only."""
+    test = held_out(list(lines), share, seed, "chatter") if len(lines) > 1 else set()
+    return {side: [x for x in lines if (x in test) == (side == TEST)] for side in (TRAIN, TEST)}
+
+
 class CorpusBuilder:
     def __init__(
-        self, out_dir: Path, seed: int, music: dict[str, list[FloatAudio]] | None = None
+        self,
+        out_dir: Path,
+        seed: int,
+        music: dict[str, list[FloatAudio]] | None = None,
+        chatter: dict[str, list[str]] | None = None,
     ) -> None:
         self.out = out_dir
         self.seed = seed
         self.music = music or {TRAIN: [], TEST: []}
+        self.chatter = chatter or {TRAIN: [], TEST: []}
         self.rows = CorpusRows()
         for sub in ("audio", "phrases"):
             (out_dir / sub).mkdir(parents=True, exist_ok=True)
@@ -196,10 +220,13 @@ class CorpusBuilder:
         min_seconds: float,
     ) -> None:
         pools = {s: [v for v in voices if voice_side[v.name] == s] for s in (TRAIN, TEST)}
-        # Background talk says texts of the talker's own side: its words and voices are
-        # held out with the talker's.
+        # Background talk says sentences and answers of the talker's own side: its words
+        # and voices are held out with the talker's.
         talk = {
-            side: _text_drawer([t for t in templates if template_side[t.template_id] == side])
+            side: background_talk(
+                self.chatter[side],
+                [t for t in templates if template_side[t.template_id] == side],
+            )
             for side in (TRAIN, TEST)
         }
         for n, template in enumerate(templates, start=1):
@@ -364,9 +391,22 @@ class CorpusBuilder:
         return manifest, asr
 
 
-def _text_drawer(templates: Sequence[Template]) -> Callable[[random.Random], str]:
+def background_talk(
+    chatter: Sequence[str], templates: Sequence[Template]
+) -> Callable[[random.Random], str]:
+    """What one person behind the callee says next: a chatter sentence, or now and then
+    (``BACKGROUND_ANSWER_SHARE``) a live answer from ``templates``. Without chatter lines,
+    live answers only; without human templates either, any template (as before there was
+    chatter)."""
+    answers = [t for t in templates if t.label == "human"]
+    if not chatter and not answers:
+        answers = list(templates)
+    lines = list(chatter)
+
     def draw(rng: random.Random) -> str:
-        return fill(rng.choice(list(templates)).text, rng).replace("|", " ")
+        if answers and (not lines or rng.random() < BACKGROUND_ANSWER_SHARE):
+            return fill(rng.choice(answers).text, rng).replace("|", " ")
+        return rng.choice(lines)
 
     return draw
 
