@@ -31,6 +31,7 @@ from training.corpus import (
     split_chatter,
     split_music,
 )
+from training.manifests import background_band
 from training.texts import Template
 from training.voices import VoiceError
 
@@ -229,3 +230,13 @@ def test_reports_group_voices_by_family():
     assert voice_family("en-gb-scotland+m1") == "en-gb-scotland"
     assert voice_family("joe-low") == voice_family("joe") == "joe"
     assert voice_family("allison") == "allison"
+
+
+def test_reports_band_the_background_by_how_loud_it_is():
+    assert background_band("babble", "4.2") == "talk 0-10 dB below"
+    assert background_band("babble+lost", "10.0") == "talk 10+ dB below"
+    assert background_band("music", "7.5") == "music 0-15 dB below"
+    assert background_band("noise+lost", "31.0") == "noise SNR 25+ dB"
+    assert background_band("none+lost", "inf") == "none"
+    assert background_band("babble", "") is None, "a manifest without the level"
+    assert background_band("tv", "5") is None, "a condition this project does not make"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 import subprocess
@@ -26,14 +27,15 @@ def test_the_report_has_accuracy_by_time_calls_latency_and_plots(speech_wav, tmp
     }
     # "file": the seed's name for the column, as bulk-eval writes it; condition and
     # voice are what the report breaks its figures down by.
-    rows = ["file,label,condition,voice"]
+    rows = ["file,label,condition,background_db,voice"]
     for label, items in texts.items():
         for i, text in enumerate(items):
             name = f"{label}{i}.wav"
             shutil.copy(speech_wav(text, total_s=6.0), data / name)
-            rows.append(f"{name},{label},{('none', 'babble')[i % 2]},en-gb+f{i}")
-    rows.append("missing.wav,machine,none,joe")
-    rows.append(",human,none,joe")
+            level = ("inf", "4.0" if label == "human" else "14.5")[i % 2]
+            rows.append(f"{name},{label},{('none', 'babble')[i % 2]},{level},en-gb+f{i}")
+    rows.append("missing.wav,machine,none,inf,joe")
+    rows.append(",human,none,inf,joe")
     manifest = data / "manifest.csv"
     manifest.write_text("\n".join(rows) + "\n")
     out = tmp_path / "report"
@@ -60,10 +62,15 @@ def test_the_report_has_accuracy_by_time_calls_latency_and_plots(speech_wav, tmp
     assert calls["calls"] == 6
     assert 0 < calls["compute_ms"]["p50"] <= calls["compute_ms"]["p99"]
     by = calls["by"]
-    assert set(by) == {"label", "voice_family", "condition"}
+    assert set(by) == {"label", "voice_family", "condition", "background"}
     assert {k: v["calls"] for k, v in by["label"].items()} == {"human": 3, "machine": 3}
     assert {k: v["calls"] for k, v in by["condition"].items()} == {"babble": 2, "none": 4}
     assert {k: v["calls"] for k, v in by["voice_family"].items()} == {"en-gb": 6}
+    assert {k: v["calls"] for k, v in by["background"].items()} == {
+        "none": 4,
+        "talk 0-10 dB below": 1,
+        "talk 10+ dB below": 1,
+    }
     for facet in by.values():  # the parts add up to the whole
         right = sum(v["right_share"] * v["calls"] for v in facet.values())
         assert round(right) == round(calls["right_share"] * 6)
@@ -75,6 +82,19 @@ def test_the_report_has_accuracy_by_time_calls_latency_and_plots(speech_wav, tmp
     summary = (out / "report.md").read_text()
     assert "| 2.0 s |" in summary and "accuracy_by_time.png" in summary
     assert "### By condition" in summary and "| babble | 2 |" in summary
+    with (out / "calls.csv").open(newline="") as fh:
+        per_call = list(csv.DictReader(fh))
+    assert [r["path"].rsplit("/", 1)[-1] for r in per_call] == [
+        f"{label}{i}.wav" for label in ("human", "machine") for i in range(3)
+    ]
+    assert {r["background"] for r in per_call} == set(by["background"])
+    right = [r for r in per_call if r["answer"] == r["label"]]
+    assert len(right) == round(calls["right_share"] * 6)
+    for r in per_call:
+        assert r["answer"] in ("human", "machine", "notsure")
+        assert r["amdcause"].split("-")[0] in ("CLASSIFIER", "LOWCONFIDENCE", "BEEP")
+        assert r["amdcause"].endswith(str(round(float(r["decision_s"]) * 1000)))
+    assert any(r["transcript"] for r in per_call), "what Whisper heard is there to read"
     bad_rows = (out / "bad-rows.csv").read_text()
     assert "missing.wav" in bad_rows and "empty path" in bad_rows
     again = subprocess.run(

@@ -33,9 +33,11 @@ class LabelledRow:
 
 
 # Columns a report breaks its figures down by: the callee's answer, the kind of call it
-# is (``text_class``), the voice's family (``voice_family``), the channel's condition and
-# codec.
-FACETS = ("label", "text_class", "voice_family", "condition", "codec")
+# is (``text_class``), the voice's family (``voice_family``), the channel's condition,
+# how loud what is behind the callee is (``background``) and the codec.
+FACETS = ("label", "text_class", "voice_family", "condition", "background", "codec")
+# Bands of ``background_db``: dB below the callee for talk and music, SNR for band noise.
+BACKGROUND_BANDS = {"babble": ("talk", 10.0), "music": ("music", 15.0), "noise": ("noise", 25.0)}
 
 
 def voice_family(voice: str) -> str:
@@ -45,6 +47,23 @@ def voice_family(voice: str) -> str:
     return "joe" if name.startswith("joe") else name
 
 
+def background_band(condition: str, background_db: str) -> str | None:
+    """``talk 0-10 dB below``, ``music 15+ dB below``, ``noise SNR 25+ dB`` or ``none``:
+    the condition (lost frames aside) and which side of its band's middle it lies."""
+    kind = condition.split("+")[0]
+    if kind == "none":
+        return "none"
+    if kind not in BACKGROUND_BANDS:
+        return None
+    try:
+        level = float(background_db)
+    except ValueError:
+        return None
+    name, middle = BACKGROUND_BANDS[kind]
+    side = f"0-{middle:.0f}" if level < middle else f"{middle:.0f}+"
+    return f"{name} SNR {side} dB" if kind == "noise" else f"{name} {side} dB below"
+
+
 def _facets(row: dict[str, str]) -> tuple[tuple[str, str], ...]:
     found = {"label": row["label"].lower()}
     if row.get("voice"):
@@ -52,6 +71,9 @@ def _facets(row: dict[str, str]) -> tuple[tuple[str, str], ...]:
     for column in ("text_class", "condition", "codec"):
         if row.get(column):
             found[column] = row[column]
+    band = background_band(row.get("condition") or "", row.get("background_db") or "")
+    if row.get("condition") and band:
+        found["background"] = band
     return tuple((f, found[f]) for f in FACETS if f in found)
 
 

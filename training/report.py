@@ -11,12 +11,14 @@ Two views of the same recordings:
   share, when the decision came (p50, p90), and the engine's compute latency
   percentiles; the same per answer, voice family, channel condition and codec where
   the manifest has those columns (``FACETS``); and, for the decided calls, stated
-  confidence against the share right.
+  confidence against the share right. ``calls.csv`` has every call's answer, so that
+  the calls it got wrong can be listed and other thresholds read off without a rerun.
 """
 
 from __future__ import annotations
 
 import asyncio
+import csv
 import json
 import time
 from collections.abc import Sequence
@@ -29,7 +31,7 @@ from bridge.engine.classifier import AmdClassifier
 from bridge.errors import AudioFileError
 from bridge.session.decision import Status
 from training.classifier import Example, evaluate
-from training.manifests import ManifestReport
+from training.manifests import FACETS, LabelledRow, ManifestReport
 
 DECISION_TIMES = (1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0)
 FIRST_WINDOW_S = 2.0
@@ -80,6 +82,7 @@ async def as_calls(report: ManifestReport, settings, detector) -> dict[str, Any]
             by_facet.setdefault(facet, {}).setdefault(value, []).append(result)
     return {
         **call_figures(results),
+        "per_call": [per_call(row, label, decision) for row, (label, decision) in kept],
         "compute_ms": {"p50": float(q[0]), "p90": float(q[1]), "p99": float(q[2])},
         "by": {
             facet: {value: call_figures(group) for value, group in sorted(values.items())}
@@ -87,6 +90,35 @@ async def as_calls(report: ManifestReport, settings, detector) -> dict[str, Any]
         },
         "reliability": reliability(results),
     }
+
+
+CALL_COLUMNS = ("path", "label", "answer", "amdcause", "confidence", "decision_s", "transcript")
+
+
+def per_call(row: LabelledRow, label: str, decision: Any) -> dict[str, str]:
+    """One line of ``calls.csv``: the recording, its label, what the service answered
+    (with the cause, the stated confidence and the callee audio it took), what Whisper
+    heard by then, and the manifest's facets."""
+    confidence = decision.confidence
+    return {
+        "path": str(row.path),
+        "label": label,
+        "answer": decision.label,
+        "amdcause": decision.amd_cause,
+        "confidence": "" if confidence is None else f"{confidence:.4f}",
+        "decision_s": f"{decision.decision_audio_s:.2f}",
+        "transcript": decision.transcript,
+        **{facet: value for facet, value in row.facets if facet != "label"},
+    }
+
+
+def write_calls_csv(path: Path, rows: Sequence[dict[str, str]]) -> None:
+    facets = [f for f in FACETS if f not in CALL_COLUMNS and any(f in r for r in rows)]
+    fields = list(CALL_COLUMNS) + facets
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fields, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def call_figures(results: Sequence[tuple[str, Any]]) -> dict[str, Any]:
@@ -146,7 +178,11 @@ def write_report(out_dir: Path, record: dict[str, Any]) -> list[Path]:
 
     out_dir.mkdir(parents=True, exist_ok=True)
     written = [out_dir / "report.json", out_dir / "report.md"]
+    calls = record["as_calls"].pop("per_call", None)
     written[0].write_text(json.dumps(record, indent=2) + "\n")
+    if calls is not None:
+        write_calls_csv(out_dir / "calls.csv", calls)
+        written.append(out_dir / "calls.csv")
     times = record["by_decision_time"]
     xs = [float(t) for t in times]
     counts = sorted({times[t]["n"] for t in times})
