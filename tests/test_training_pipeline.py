@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 
 from training.composed import load_grammar
+from training.finetune import target_text
+from training.manifests import read_asr_manifest
 from training.synth import write_wav
 
 AMD_TRAIN = str(Path(sys.executable).with_name("amd-train"))
@@ -252,9 +254,13 @@ def test_fine_tune_export_train_and_load_in_the_service(
         "--lora",
         "--ce-weight",
         "0.5",
+        "--silent-under-talk",
+        "10",
     )
     summary = json.loads((tuned / "finetune.json").read_text())
     assert summary["clips"] == 12 and summary["steps"] == 3 and summary["last_loss"] > 0
+    first = read_asr_manifest(corpus / "asr.csv").rows[:12]
+    assert summary["silent_clips"] == sum(target_text(r, 10.0) == "" for r in first)
     exported = tmp_path / "tuned-ct2"
     amd_train(
         "export", "--checkpoint", str(tuned), "--out", str(exported), "--quantization", "int8"

@@ -107,6 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument(
         "--ce-weight", type=float, default=0.0, help="weight of the transcript's cross-entropy"
     )
+    ft.add_argument(
+        "--silent-under-talk",
+        type=float,
+        metavar="DB",
+        help="train clips with people talking less than DB dB below the talker towards an "
+        "empty transcript (asr.csv's condition and background_db columns say which)",
+    )
     ft.add_argument("--device", default="auto", help="auto, cpu or cuda")
     ft.add_argument("--seed", type=int, default=1, help="random seed")
     ft.add_argument("--force", action="store_true", help="replace a non-empty folder")

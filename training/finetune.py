@@ -34,8 +34,9 @@ from transformers import (
 
 from bridge.audio.resampler import TARGET_RATE
 from bridge.engine.asr import WHISPER_INPUT_S
+from training.conditions import BABBLE
 from training.ct2_export import COPIED_FILES
-from training.manifests import AsrManifest
+from training.manifests import AsrManifest, TranscribedRow
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,10 @@ class FinetuneOptions:
     train_decoder: bool = False
     acft_weight: float = 1.0
     ce_weight: float = 0.0
+    # Clips with people talking less than this many dB below the talker are trained
+    # towards an empty transcript (None: never): what Whisper cannot hear, it should not
+    # write, rather than guess a greeting or an answer.
+    silent_under_talk_db: float | None = None
     seed: int = 1
     device: str = "auto"  # auto, cpu, cuda
 
@@ -66,7 +71,18 @@ class Clip:
     text: str
 
 
-def load_clips(manifest: AsrManifest, clip_s: float, n_mels: int) -> list[Clip]:
+def target_text(row: TranscribedRow, silent_under_talk_db: float | None) -> str:
+    """The transcript a clip is trained towards: its own, or nothing where people talk
+    less than ``silent_under_talk_db`` below the talker."""
+    if silent_under_talk_db is None or row.background_db is None:
+        return row.text
+    talk = row.condition.split("+")[0] == BABBLE
+    return "" if talk and row.background_db < silent_under_talk_db else row.text
+
+
+def load_clips(
+    manifest: AsrManifest, clip_s: float, n_mels: int, silent_under_talk_db: float | None = None
+) -> list[Clip]:
     """Each file cut (or padded with silence) to ``clip_s``; unreadable ones become bad rows."""
     from faster_whisper.feature_extractor import FeatureExtractor
 
@@ -81,7 +97,8 @@ def load_clips(manifest: AsrManifest, clip_s: float, n_mels: int) -> list[Clip]:
         padded[:n] = clip
         short = extractor(clip)[:, :frames]
         full = extractor(padded)[:, : WHISPER_INPUT_S * FRAMES_PER_S]
-        clips.append(Clip(short.astype(np.float32), full.astype(np.float32), row.text))
+        text = target_text(row, silent_under_talk_db)
+        clips.append(Clip(short.astype(np.float32), full.astype(np.float32), text))
     return clips
 
 
@@ -132,7 +149,9 @@ def finetune(
         device = "cuda" if torch.cuda.is_available() else "cpu"
     model = WhisperForConditionalGeneration.from_pretrained(str(checkpoint)).to(device)
     tokenizer = WhisperTokenizerFast.from_pretrained(str(checkpoint))
-    clips = load_clips(manifest, options.clip_s, model.config.num_mel_bins)
+    clips = load_clips(
+        manifest, options.clip_s, model.config.num_mel_bins, options.silent_under_talk_db
+    )
     if not clips:
         raise ValueError("no usable clips in the manifest")
     positions = int(options.clip_s * FRAMES_PER_S) // 2  # the encoder halves the frame rate
@@ -143,9 +162,7 @@ def finetune(
         {
             "input_features": torch.from_numpy(c.features),
             "teacher_states": t,
-            "labels": torch.tensor(
-                prefix + tokenizer(" " + c.text, add_special_tokens=False).input_ids + [eot]
-            ),
+            "labels": torch.tensor(prefix + transcript_ids(tokenizer, c.text) + [eot]),
         }
         for c, t in zip(clips, targets, strict=True)
     ]
@@ -186,6 +203,7 @@ def finetune(
     losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
     return {
         "clips": len(clips),
+        "silent_clips": sum(not c.text for c in clips),
         "bad_rows": len(manifest.bad),
         "steps": options.steps,
         "train_seconds": round(float(result.metrics.get("train_runtime", 0.0)), 1),
@@ -193,6 +211,11 @@ def finetune(
         "last_loss": losses[-1] if losses else None,
         "device": device,
     }
+
+
+def transcript_ids(tokenizer: Any, text: str) -> list[int]:
+    """The transcript's tokens (none for an empty one: the target is then the end)."""
+    return list(tokenizer(" " + text, add_special_tokens=False).input_ids) if text else []
 
 
 def _prepare(model: Any, options: FinetuneOptions) -> Any:

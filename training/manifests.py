@@ -168,6 +168,8 @@ class TranscribedRow:
     path: Path
     text: str
     split: str | None = None
+    condition: str = ""  # the corpus's channel condition (babble, music, ...), if given
+    background_db: float | None = None  # how far below the talker it is, if given
 
 
 @dataclass
@@ -214,10 +216,21 @@ def read_asr_manifest(path: Path) -> AsrManifest:
             continue
         report.rows.append(
             TranscribedRow(
-                _resolve(row["path"], path.parent), row[text_column], row.get("split") or None
+                _resolve(row["path"], path.parent),
+                row[text_column],
+                row.get("split") or None,
+                row.get("condition") or "",
+                _float_or_none(row.get("background_db")),
             )
         )
     return report
+
+
+def _float_or_none(raw: str | None) -> float | None:
+    try:
+        return float(raw) if raw else None
+    except ValueError:
+        return None
 
 
 def _check_file(raw: str, base: Path) -> str | None:

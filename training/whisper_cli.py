@@ -77,6 +77,7 @@ def _finetune(args: argparse.Namespace) -> int:
         lora_rank=args.lora_rank,
         train_decoder=args.train_decoder,
         ce_weight=args.ce_weight,
+        silent_under_talk_db=args.silent_under_talk,
         seed=args.seed,
         device=args.device,
     )
@@ -89,7 +90,8 @@ def _finetune(args: argparse.Namespace) -> int:
     summary["options"] = options.__dict__
     (args.out / "finetune.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(
-        f"{summary['clips']} clips, {summary['steps']} steps in {summary['train_seconds']} s; "
+        f"{summary['clips']} clips ({summary['silent_clips']} trained to say nothing), "
+        f"{summary['steps']} steps in {summary['train_seconds']} s; "
         f"loss {summary['first_loss']} -> {summary['last_loss']}; wrote {args.out}"
     )
     return 0
