@@ -233,10 +233,10 @@ def test_reports_group_voices_by_family():
 
 
 def test_reports_band_the_background_by_how_loud_it_is():
-    assert background_band("babble", "4.2") == "talk 0-10 dB below"
-    assert background_band("babble+lost", "10.0") == "talk 10+ dB below"
-    assert background_band("music", "7.5") == "music 0-15 dB below"
-    assert background_band("noise+lost", "31.0") == "noise SNR 25+ dB"
-    assert background_band("none+lost", "inf") == "none"
-    assert background_band("babble", "") is None, "a manifest without the level"
-    assert background_band("tv", "5") is None, "a condition this project does not make"
+    assert background_band("babble", 4.2) == "talk 0-10 dB below"
+    assert background_band("babble+lost", 10.0) == "talk 10+ dB below"
+    assert background_band("music", 7.5) == "music 0-15 dB below"
+    assert background_band("noise+lost", 31.0) == "noise SNR 25+ dB"
+    assert background_band("none+lost", float("inf")) == "none"
+    assert background_band("babble", None) is None, "a manifest without the level"
+    assert background_band("tv", 5.0) is None, "a condition this project does not make"

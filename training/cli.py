@@ -293,7 +293,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         examples = examples_from_manifest(
             report, lambda: Transcriber(whisper, AsrOptions()), DECISION_TIMES
         )
-        calls = asyncio.run(as_calls(report, settings, build_detector(settings)))
+        calls, per_call = asyncio.run(as_calls(report, settings, build_detector(settings)))
     except (AmdError, ManifestError, ValueError) as exc:
         print(f"amd-train: {exc}", file=sys.stderr)
         return 2
@@ -306,7 +306,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         "by_decision_time": by_decision_time(clf, examples),
         "as_calls": calls,
     }
-    written = write_report(args.out, record)
+    written = write_report(args.out, record, per_call)
     if report.bad:
         report.write_bad_rows(args.out / "bad-rows.csv")
     two = record["by_decision_time"].get("2.0", {})

@@ -63,6 +63,11 @@ class Condition:
         return self.background + ("+lost" if self.lost_share else "")
 
 
+def background_of(name: str) -> str:
+    """The background of a condition's ``name`` (``babble+lost`` -> ``babble``)."""
+    return name.split("+")[0]
+
+
 def babble(
     voices: Sequence[Voice],
     texts: Callable[[random.Random], str],

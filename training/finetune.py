@@ -34,7 +34,7 @@ from transformers import (
 
 from bridge.audio.resampler import TARGET_RATE
 from bridge.engine.asr import WHISPER_INPUT_S
-from training.conditions import BABBLE
+from training.conditions import BABBLE, background_of
 from training.ct2_export import COPIED_FILES
 from training.manifests import AsrManifest, TranscribedRow
 
@@ -76,7 +76,7 @@ def target_text(row: TranscribedRow, silent_under_talk_db: float | None) -> str:
     less than ``silent_under_talk_db`` below the talker."""
     if silent_under_talk_db is None or row.background_db is None:
         return row.text
-    talk = row.condition.split("+")[0] == BABBLE
+    talk = background_of(row.condition) == BABBLE
     return "" if talk and row.background_db < silent_under_talk_db else row.text
 
 

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from training.conditions import BABBLE, MUSIC, NOISE, NONE, background_of
+
 LABELS = ("human", "machine")
 SPLITS = ("train", "test")
 
@@ -37,7 +39,7 @@ class LabelledRow:
 # how loud what is behind the callee is (``background``) and the codec.
 FACETS = ("label", "text_class", "voice_family", "condition", "background", "codec")
 # Bands of ``background_db``: dB below the callee for talk and music, SNR for band noise.
-BACKGROUND_BANDS = {"babble": ("talk", 10.0), "music": ("music", 15.0), "noise": ("noise", 25.0)}
+BACKGROUND_BANDS = {BABBLE: ("talk", 10.0), MUSIC: ("music", 15.0), NOISE: ("noise", 25.0)}
 
 
 def voice_family(voice: str) -> str:
@@ -47,21 +49,17 @@ def voice_family(voice: str) -> str:
     return "joe" if name.startswith("joe") else name
 
 
-def background_band(condition: str, background_db: str) -> str | None:
+def background_band(condition: str, background_db: float | None) -> str | None:
     """``talk 0-10 dB below``, ``music 15+ dB below``, ``noise SNR 25+ dB`` or ``none``:
     the condition (lost frames aside) and which side of its band's middle it lies."""
-    kind = condition.split("+")[0]
-    if kind == "none":
-        return "none"
-    if kind not in BACKGROUND_BANDS:
-        return None
-    try:
-        level = float(background_db)
-    except ValueError:
+    kind = background_of(condition)
+    if kind == NONE:
+        return NONE
+    if kind not in BACKGROUND_BANDS or background_db is None:
         return None
     name, middle = BACKGROUND_BANDS[kind]
-    side = f"0-{middle:.0f}" if level < middle else f"{middle:.0f}+"
-    return f"{name} SNR {side} dB" if kind == "noise" else f"{name} {side} dB below"
+    side = f"0-{middle:.0f}" if background_db < middle else f"{middle:.0f}+"
+    return f"{name} SNR {side} dB" if kind == NOISE else f"{name} {side} dB below"
 
 
 def _facets(row: dict[str, str]) -> tuple[tuple[str, str], ...]:
@@ -71,8 +69,8 @@ def _facets(row: dict[str, str]) -> tuple[tuple[str, str], ...]:
     for column in ("text_class", "condition", "codec"):
         if row.get(column):
             found[column] = row[column]
-    band = background_band(row.get("condition") or "", row.get("background_db") or "")
-    if row.get("condition") and band:
+    band = background_band(row.get("condition") or "", float_or_none(row.get("background_db")))
+    if band:
         found["background"] = band
     return tuple((f, found[f]) for f in FACETS if f in found)
 
@@ -220,13 +218,14 @@ def read_asr_manifest(path: Path) -> AsrManifest:
                 row[text_column],
                 row.get("split") or None,
                 row.get("condition") or "",
-                _float_or_none(row.get("background_db")),
+                float_or_none(row.get("background_db")),
             )
         )
     return report
 
 
-def _float_or_none(raw: str | None) -> float | None:
+def float_or_none(raw: str | None) -> float | None:
+    """A CSV cell as a number; None when it is empty or not one."""
     try:
         return float(raw) if raw else None
     except ValueError:

@@ -52,8 +52,11 @@ def by_decision_time(clf: AmdClassifier, examples: Sequence[Example]) -> dict[st
     return out
 
 
-async def as_calls(report: ManifestReport, settings, detector) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    """Stream each recording through the service's call session."""
+async def as_calls(  # type: ignore[no-untyped-def]
+    report: ManifestReport, settings, detector
+) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    """Stream each recording through the service's call session: the figures, and one
+    ``calls.csv`` line per call."""
     from bridge.cli.detect import decide_file, files_at_once
     from bridge.engine import build_batching_engine
 
@@ -80,9 +83,8 @@ async def as_calls(report: ManifestReport, settings, detector) -> dict[str, Any]
     for row, result in kept:
         for facet, value in row.facets:
             by_facet.setdefault(facet, {}).setdefault(value, []).append(result)
-    return {
+    figures = {
         **call_figures(results),
-        "per_call": [per_call(row, label, decision) for row, (label, decision) in kept],
         "compute_ms": {"p50": float(q[0]), "p90": float(q[1]), "p99": float(q[2])},
         "by": {
             facet: {value: call_figures(group) for value, group in sorted(values.items())}
@@ -90,6 +92,7 @@ async def as_calls(report: ManifestReport, settings, detector) -> dict[str, Any]
         },
         "reliability": reliability(results),
     }
+    return figures, [per_call(row, label, decision) for row, (label, decision) in kept]
 
 
 CALL_COLUMNS = ("path", "label", "answer", "amdcause", "confidence", "decision_s", "transcript")
@@ -169,8 +172,11 @@ def reliability(results: Sequence[tuple[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def write_report(out_dir: Path, record: dict[str, Any]) -> list[Path]:
-    """report.json, report.md and the plots; returns the files written."""
+def write_report(
+    out_dir: Path, record: dict[str, Any], calls: Sequence[dict[str, str]] = ()
+) -> list[Path]:
+    """report.json, report.md, calls.csv (when ``calls`` has lines) and the plots; returns
+    the files written."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -178,9 +184,8 @@ def write_report(out_dir: Path, record: dict[str, Any]) -> list[Path]:
 
     out_dir.mkdir(parents=True, exist_ok=True)
     written = [out_dir / "report.json", out_dir / "report.md"]
-    calls = record["as_calls"].pop("per_call", None)
     written[0].write_text(json.dumps(record, indent=2) + "\n")
-    if calls is not None:
+    if calls:
         write_calls_csv(out_dir / "calls.csv", calls)
         written.append(out_dir / "calls.csv")
     times = record["by_decision_time"]
