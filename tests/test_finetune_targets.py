@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from training.finetune import target_text, transcript_ids
+from training.finetune import Clip, later, talk_mixtures, target_text, transcript_ids
 from training.manifests import TranscribedRow, read_asr_manifest
 
 
@@ -50,3 +52,47 @@ def test_the_asr_manifest_keeps_the_condition_and_how_loud_it_was(tmp_path: Path
         ("none", pytest.approx(float("inf"))),
         ("music", None),
     ]
+
+
+def quiet_clip(seed: int, text: str = "Hello?", quiet: bool = True) -> Clip:
+    audio = np.random.default_rng(seed).normal(0, 0.1, 32000).astype(np.float32)
+    features = np.zeros((80, 200), np.float32)
+    return Clip(features, features, text, audio if quiet else None)
+
+
+def test_talk_mixtures_put_another_quiet_clip_below_each_quiet_one():
+    clips = [quiet_clip(0), quiet_clip(1), quiet_clip(2, quiet=False), quiet_clip(3, text="")]
+    mixed = talk_mixtures(clips, 3, (0.0, 10.0), n_mels=80, seed=1)
+    # Three copies of each quiet clip with words: not the noisy one, not the silent one.
+    assert sorted(m.source for m in mixed) == [0, 0, 0, 1, 1, 1]
+    for m in mixed:
+        assert m.features.shape == (80, 200)
+        assert np.isfinite(m.features).all()
+    # The features are of a mixture, not of the clip alone.
+    from faster_whisper.feature_extractor import FeatureExtractor
+
+    alone = FeatureExtractor(feature_size=80)(clips[0].quiet_audio)[:, :200]
+    assert not np.allclose(mixed[0].features, alone)
+    again = talk_mixtures(clips, 3, (0.0, 10.0), n_mels=80, seed=1)
+    assert all(np.array_equal(a.features, b.features) for a, b in zip(mixed, again, strict=True))
+
+
+def test_no_talk_mixtures_without_copies_or_a_second_quiet_clip():
+    assert talk_mixtures([quiet_clip(0), quiet_clip(1)], 0, (0.0, 10.0), 80, 1) == []
+    assert talk_mixtures([quiet_clip(0), quiet_clip(1, quiet=False)], 2, (0.0, 10.0), 80, 1) == []
+
+
+def test_a_talker_is_moved_later_within_its_trailing_silence_with_every_word_kept():
+    talker = np.zeros(32000, np.float32)
+    talker[800:16000] = np.random.default_rng(0).normal(0, 0.1, 15200)
+    rng = random.Random(3)
+    starts = []
+    for _ in range(20):
+        moved = later(talker, rng)
+        loud = np.flatnonzero(np.abs(moved) > 0)
+        assert len(loud) == 15200, "no sample of speech lost"
+        assert loud[-1] < 32000 - 800, "the speech still ends inside the clip"
+        starts.append(int(loud[0]))
+    assert min(starts) >= 800 and max(starts) > 800 + 8000, "moved by up to its silence"
+    full = np.ones(32000, np.float32)
+    assert np.array_equal(later(full, rng), full), "no silence to move into"

@@ -256,11 +256,15 @@ def test_fine_tune_export_train_and_load_in_the_service(
         "0.5",
         "--silent-under-talk",
         "10",
+        "--talk-mixtures",
+        "1",
     )
     summary = json.loads((tuned / "finetune.json").read_text())
     assert summary["clips"] == 12 and summary["steps"] == 3 and summary["last_loss"] > 0
     first = [r for r in read_asr_manifest(corpus / "asr.csv").rows if r.split == "train"][:12]
     assert summary["silent_clips"] == sum(target_text(r, 10.0) == "" for r in first)
+    quiet = [r for r in first if r.condition.split("+")[0] == "none" and target_text(r, 10.0)]
+    assert len(quiet) > 1 and summary["talk_mixtures"] == len(quiet), "one copy of each"
     exported = tmp_path / "tuned-ct2"
     amd_train(
         "export", "--checkpoint", str(tuned), "--out", str(exported), "--quantization", "int8"

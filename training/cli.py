@@ -114,6 +114,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="train clips with people talking less than DB dB below the talker towards an "
         "empty transcript (asr.csv's condition and background_db columns say which)",
     )
+    ft.add_argument(
+        "--talk-mixtures",
+        type=int,
+        default=0,
+        metavar="N",
+        help="add N copies of each clip without background (condition 'none' in asr.csv) "
+        "with another such clip mixed 0-10 dB below it, trained towards the clip's own "
+        "transcript and encoder states (default: 0)",
+    )
     ft.add_argument("--device", default="auto", help="auto, cpu or cuda")
     ft.add_argument("--seed", type=int, default=1, help="random seed")
     ft.add_argument("--force", action="store_true", help="replace a non-empty folder")

@@ -16,6 +16,7 @@ to CTranslate2 sees a plain Whisper model.
 from __future__ import annotations
 
 import logging
+import random
 import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -34,7 +35,7 @@ from transformers import (
 
 from bridge.audio.resampler import TARGET_RATE
 from bridge.engine.asr import WHISPER_INPUT_S
-from training.conditions import BABBLE, background_of
+from training.conditions import BABBLE, NONE, background_of, mix_below
 from training.ct2_export import COPIED_FILES
 from training.manifests import AsrManifest, TranscribedRow
 
@@ -60,6 +61,11 @@ class FinetuneOptions:
     # towards an empty transcript (None: never): what Whisper cannot hear, it should not
     # write, rather than guess a greeting or an answer.
     silent_under_talk_db: float | None = None
+    # Extra copies of each clip without background, with another such clip mixed
+    # ``talk_mix_db`` below it; the teacher's states are those of the clip alone, so
+    # the encoder learns to hear the loudest voice and leave out the one behind it.
+    talk_mixtures: int = 0
+    talk_mix_db: tuple[float, float] = (0.0, 10.0)
     seed: int = 1
     device: str = "auto"  # auto, cpu, cuda
 
@@ -69,6 +75,16 @@ class Clip:
     features: np.ndarray  # [mels, frames] of the clip alone, as the runtime computes them
     padded: np.ndarray  # [mels, 3000] of the clip padded to 30 s
     text: str
+    quiet_audio: np.ndarray | None = None  # the samples of a clip with no background
+
+
+@dataclass
+class MixedClip:
+    """A quiet clip with another talking below it; trained towards the quiet clip's
+    transcript and teacher states (``source`` indexes the clips)."""
+
+    features: np.ndarray
+    source: int
 
 
 def target_text(row: TranscribedRow, silent_under_talk_db: float | None) -> str:
@@ -98,8 +114,50 @@ def load_clips(
         short = extractor(clip)[:, :frames]
         full = extractor(padded)[:, : WHISPER_INPUT_S * FRAMES_PER_S]
         text = target_text(row, silent_under_talk_db)
-        clips.append(Clip(short.astype(np.float32), full.astype(np.float32), text))
+        quiet = background_of(row.condition) == NONE and bool(row.condition)
+        clips.append(
+            Clip(short.astype(np.float32), full.astype(np.float32), text, clip if quiet else None)
+        )
     return clips
+
+
+def later(talker: np.ndarray, rng: random.Random) -> np.ndarray:
+    """``talker`` moved later into its own trailing silence by a random amount, all its
+    words kept: which voice starts first must not tell the encoder which one to hear
+    (the corpus's clips start at once, a call's callee after up to 2 s)."""
+    peak = float(np.max(np.abs(talker))) or 1.0
+    loud = np.flatnonzero(np.abs(talker) > 0.05 * peak)
+    room = len(talker) - (int(loud[-1]) + 1 if len(loud) else len(talker)) - TARGET_RATE // 20
+    return np.roll(talker, rng.randrange(room)) if room > 0 else talker
+
+
+def talk_mixtures(
+    clips: Sequence[Clip], copies: int, db_range: tuple[float, float], n_mels: int, seed: int
+) -> list[MixedClip]:
+    """``copies`` mixtures of each quiet clip (moved ``later`` at random) with another
+    quiet clip (another recording, shifted in time) ``db_range`` dB below it, as the
+    runtime's features."""
+    from faster_whisper.feature_extractor import FeatureExtractor
+
+    quiet = [i for i, c in enumerate(clips) if c.quiet_audio is not None and c.text]
+    if copies <= 0 or len(quiet) < 2:
+        return []
+    extractor = FeatureExtractor(feature_size=n_mels)
+    rng = random.Random(f"{seed}:talk-mixtures")
+    out = []
+    for i in quiet:
+        talker = clips[i].quiet_audio
+        assert talker is not None
+        frames = clips[i].features.shape[1]
+        for _ in range(copies):
+            other = clips[rng.choice([j for j in rng.sample(quiet, 2) if j != i])].quiet_audio
+            assert other is not None
+            behind = np.roll(other, rng.randrange(len(other)))
+            mixed = mix_below(later(talker, rng), behind, rng.uniform(*db_range))
+            peak = float(np.max(np.abs(mixed))) or 1.0
+            mixed = mixed / max(peak, 1.0)  # no louder than full scale
+            out.append(MixedClip(extractor(mixed)[:, :frames].astype(np.float32), i))
+    return out
 
 
 @contextmanager
@@ -158,13 +216,26 @@ def finetune(
     targets = teacher_states(model, clips, positions, options.batch_size)
     prefix = tokenizer.convert_tokens_to_ids(["<|notimestamps|>"])
     eot = tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    labels = [torch.tensor(prefix + transcript_ids(tokenizer, c.text) + [eot]) for c in clips]
+    mixtures = talk_mixtures(
+        clips,
+        options.talk_mixtures,
+        options.talk_mix_db,
+        model.config.num_mel_bins,
+        options.seed,
+    )
+    for c in clips:
+        c.quiet_audio = None  # only the mixtures needed them
     rows = [
+        {"input_features": torch.from_numpy(c.features), "teacher_states": t, "labels": y}
+        for c, t, y in zip(clips, targets, labels, strict=True)
+    ] + [
         {
-            "input_features": torch.from_numpy(c.features),
-            "teacher_states": t,
-            "labels": torch.tensor(prefix + transcript_ids(tokenizer, c.text) + [eot]),
+            "input_features": torch.from_numpy(m.features),
+            "teacher_states": targets[m.source],
+            "labels": labels[m.source],
         }
-        for c, t in zip(clips, targets, strict=True)
+        for m in mixtures
     ]
     with short_context(model, positions):
         trained = _prepare(model, options)
@@ -204,6 +275,7 @@ def finetune(
     return {
         "clips": len(clips),
         "silent_clips": sum(not c.text for c in clips),
+        "talk_mixtures": len(mixtures),
         "bad_rows": len(manifest.bad),
         "steps": options.steps,
         "train_seconds": round(float(result.metrics.get("train_runtime", 0.0)), 1),

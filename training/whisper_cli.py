@@ -78,6 +78,7 @@ def _finetune(args: argparse.Namespace) -> int:
         train_decoder=args.train_decoder,
         ce_weight=args.ce_weight,
         silent_under_talk_db=args.silent_under_talk,
+        talk_mixtures=args.talk_mixtures,
         seed=args.seed,
         device=args.device,
     )
