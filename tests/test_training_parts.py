@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bridge.engine.models import embedded_whisper_dir
-from training.asr_eval import normalize, word_errors
+from training.asr_eval import NOT_GIVEN, by_background, load, normalize, word_errors
 from training.classifier import Example, split_by_group
 from training.corpus import held_out, opening_phrases, split_templates
 from training.ct2_whisper import (
@@ -181,3 +181,31 @@ def test_a_command_whose_extra_is_missing_says_which_extra_to_install(
     err = capsys.readouterr().err
     assert code == 2
     assert "needs the 'train' extra" in err and "pip install 'amd-bridge[train]'" in err
+
+
+def test_word_error_rate_is_given_per_background_band():
+    bands = by_background(
+        [("none", 0, 4), ("talk 0-10 dB below", 3, 4), ("none", 1, 6), ("not given", 0, 0)]
+    )
+    assert bands == {
+        "none": {"wer": 0.1, "clips": 2, "words": 10},
+        "not given": {"wer": 0.0, "clips": 1, "words": 0},
+        "talk 0-10 dB below": {"wer": 0.75, "clips": 1, "words": 4},
+    }
+    assert by_background([]) == {}
+
+
+def test_asr_clips_carry_their_background_band(tmp_path: Path):
+    for name in ("a.wav", "b.wav"):
+        with wave.open(str(tmp_path / name), "wb") as fh:
+            fh.setnchannels(1)
+            fh.setsampwidth(2)
+            fh.setframerate(8000)
+            fh.writeframes(bytes(16000))
+    (tmp_path / "asr.csv").write_text(
+        "path,transcription,condition,background_db\n"
+        "a.wav,Hello?,babble+lost,4.5\n"
+        "b.wav,Hi there,,\n"
+    )
+    clips = load(read_asr_manifest(tmp_path / "asr.csv"), 2.0)
+    assert [c.background for c in clips] == ["talk 0-10 dB below", NOT_GIVEN]

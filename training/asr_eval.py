@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from bridge.engine.asr import AsrOptions, ShortContextWhisper
-from training.manifests import AsrManifest
+from training.manifests import AsrManifest, background_band
 
 _DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 
@@ -41,14 +41,34 @@ def word_errors(reference: Sequence[str], hypothesis: Sequence[str]) -> int:
     return previous[-1]
 
 
+NOT_GIVEN = "not given"  # a manifest without condition columns, or a recorded prompt
+
+
 @dataclass(frozen=True)
 class ClipText:
     audio: np.ndarray
     reference: str
+    background: str = NOT_GIVEN  # ``manifests.background_band`` of the clip's condition
 
 
 def load(manifest: AsrManifest, clip_s: float) -> list[ClipText]:
-    return [ClipText(pcm, row.text) for row, pcm in manifest.clips(clip_s)]
+    return [
+        ClipText(pcm, row.text, background_band(row.condition, row.background_db) or NOT_GIVEN)
+        for row, pcm in manifest.clips(clip_s)
+    ]
+
+
+def by_background(counts: Sequence[tuple[str, int, int]]) -> dict[str, dict[str, Any]]:
+    """Word error rate per background band, from ``(band, word errors, reference words)``
+    per clip."""
+    bands: dict[str, list[int]] = {}
+    for band, errors, words in counts:
+        totals = bands.setdefault(band, [0, 0, 0])
+        totals[0], totals[1], totals[2] = totals[0] + errors, totals[1] + words, totals[2] + 1
+    return {
+        band: {"wer": errors / max(words, 1), "clips": clips, "words": words}
+        for band, (errors, words, clips) in sorted(bands.items())
+    }
 
 
 def score(
@@ -57,12 +77,14 @@ def score(
     asr = ShortContextWhisper(model_dir, AsrOptions(pad_to_30s=pad_to_30s))
     errors = words = looped = 0
     examples = []
+    counts = []
     for i in range(0, len(clips), batch):
         part = clips[i : i + batch]
         for clip, out in zip(part, asr.transcribe_batch([c.audio for c in part]), strict=True):
             ref, hyp = normalize(clip.reference), normalize(out.text)
             e = word_errors(ref, hyp)
             errors, words, looped = errors + e, words + len(ref), looped + out.looped
+            counts.append((clip.background, e, len(ref)))
             if e and len(examples) < 8:
                 examples.append({"reference": clip.reference, "heard": out.text})
     return {
@@ -70,5 +92,6 @@ def score(
         "clips": len(clips),
         "words": words,
         "looped": looped,
+        "by_background": by_background(counts),
         "examples": examples,
     }

@@ -140,6 +140,8 @@ def _asr_eval(args: argparse.Namespace) -> int:
             r = score(path, clips, pad_to_30s=padded)
             results["models"].setdefault(spec, {})[mode] = r
             print(f"{spec[-40:]:40} {mode:10} {r['wer']:7.3f} {r['looped']:7d}")
+            for band, b in r["by_background"].items():
+                print(f"  {band:38} {mode:10} {b['wer']:7.3f}   ({b['clips']} clips)")
     if args.out:
         args.out.write_text(json.dumps(results, indent=2) + "\n")
     return 0
