@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from training.composed import load_grammar
+from training.conditions import NONE, background_of
 from training.finetune import target_text
 from training.manifests import read_asr_manifest
 from training.synth import write_wav
@@ -263,7 +264,7 @@ def test_fine_tune_export_train_and_load_in_the_service(
     assert summary["clips"] == 12 and summary["steps"] == 3 and summary["last_loss"] > 0
     first = [r for r in read_asr_manifest(corpus / "asr.csv").rows if r.split == "train"][:12]
     assert summary["silent_clips"] == sum(target_text(r, 10.0) == "" for r in first)
-    quiet = [r for r in first if r.condition.split("+")[0] == "none" and target_text(r, 10.0)]
+    quiet = [r for r in first if background_of(r.condition) == NONE and target_text(r, 10.0)]
     assert len(quiet) > 1 and summary["talk_mixtures"] == len(quiet), "one copy of each"
     exported = tmp_path / "tuned-ct2"
     amd_train(

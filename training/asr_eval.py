@@ -64,7 +64,9 @@ def by_background(counts: Sequence[tuple[str, int, int]]) -> dict[str, dict[str,
     bands: dict[str, list[int]] = {}
     for band, errors, words in counts:
         totals = bands.setdefault(band, [0, 0, 0])
-        totals[0], totals[1], totals[2] = totals[0] + errors, totals[1] + words, totals[2] + 1
+        totals[0] += errors
+        totals[1] += words
+        totals[2] += 1
     return {
         band: {"wer": errors / max(words, 1), "clips": clips, "words": words}
         for band, (errors, words, clips) in sorted(bands.items())

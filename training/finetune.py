@@ -114,7 +114,7 @@ def load_clips(
         short = extractor(clip)[:, :frames]
         full = extractor(padded)[:, : WHISPER_INPUT_S * FRAMES_PER_S]
         text = target_text(row, silent_under_talk_db)
-        quiet = background_of(row.condition) == NONE and bool(row.condition)
+        quiet = background_of(row.condition) == NONE
         clips.append(
             Clip(short.astype(np.float32), full.astype(np.float32), text, clip if quiet else None)
         )
