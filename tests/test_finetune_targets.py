@@ -8,8 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training.finetune import Clip, later, talk_mixtures, target_text, transcript_ids
-from training.manifests import TranscribedRow, read_asr_manifest
+from training.finetune import (
+    Clip,
+    later,
+    load_clips,
+    talk_mixtures,
+    target_text,
+    transcript_ids,
+)
+from training.manifests import AsrManifest, TranscribedRow, read_asr_manifest
+from training.synth import write_wav
 
 
 def row(condition: str, background_db: float | None) -> TranscribedRow:
@@ -96,3 +104,43 @@ def test_a_talker_is_moved_later_within_its_trailing_silence_with_every_word_kep
     assert min(starts) >= 800 and max(starts) > 800 + 8000, "moved by up to its silence"
     full = np.ones(32000, np.float32)
     assert np.array_equal(later(full, rng), full), "no silence to move into"
+
+
+def write_tone(path: Path, amplitude: float) -> None:
+    t = np.arange(16000) / 8000
+    write_wav(path, (amplitude * np.sin(2 * np.pi * 440 * t)).astype(np.int16), 8000)
+
+
+def test_a_clip_with_a_clean_twin_is_taught_from_the_twin_only_when_asked(tmp_path: Path):
+    write_tone(tmp_path / "a.wav", 8000)
+    write_tone(tmp_path / "a_clean.wav", 2000)
+    write_tone(tmp_path / "b.wav", 8000)
+    (tmp_path / "asr.csv").write_text(
+        "path,transcription,condition,background_db,clean_path\n"
+        "a.wav,Hello?,babble,4.5,a_clean.wav\n"
+        "b.wav,Hi there,none,inf,\n"
+    )
+    manifest = read_asr_manifest(tmp_path / "asr.csv")
+    assert [r.clean_path for r in manifest.rows] == [tmp_path / "a_clean.wav", None]
+    plain = load_clips(manifest, 2.0, 80)
+    taught = load_clips(manifest, 2.0, 80, clean_targets=True)
+    # The student always hears the clip; the teacher hears the twin where there is one.
+    assert np.array_equal(plain[0].features, taught[0].features)
+    assert not np.allclose(plain[0].padded, taught[0].padded)
+    assert np.array_equal(plain[1].padded, taught[1].padded)
+    twin = load_clips(read_asr_manifest_of(tmp_path, "a_clean.wav"), 2.0, 80)[0]
+    assert np.array_equal(taught[0].padded, twin.padded)
+
+
+def read_asr_manifest_of(folder: Path, name: str) -> AsrManifest:
+    (folder / "one.csv").write_text(f"path,transcription\n{name},Hello?\n")
+    return read_asr_manifest(folder / "one.csv")
+
+
+def test_a_clean_twin_that_is_not_there_makes_a_bad_row(tmp_path: Path):
+    write_tone(tmp_path / "a.wav", 8000)
+    (tmp_path / "asr.csv").write_text("path,transcription,clean_path\na.wav,Hello?,gone.wav\n")
+    manifest = read_asr_manifest(tmp_path / "asr.csv")
+    assert not manifest.rows
+    [(row, reason)] = manifest.bad
+    assert row["path"] == "a.wav" and reason.startswith("clean_path:") and "gone.wav" in reason

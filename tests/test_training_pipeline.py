@@ -165,6 +165,33 @@ def test_spoken_asr_clips_are_heard_under_the_recordings_conditions(corpus: Path
     assert np.mean(quiet["behind"]) < 0.5 * np.mean(quiet["none"])
 
 
+def read_pcm(path: Path) -> np.ndarray:
+    with wave.open(str(path)) as w:
+        return np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.float64)
+
+
+def test_asr_clips_under_a_background_have_the_talker_alone_beside_them(corpus: Path) -> None:
+    """The clean twin is the same talker through the same channel, at the level it has
+    in the clip, with nothing behind it: a target for hearing the talker alone."""
+    spoken = [c for c in rows(corpus / "asr.csv") if c["voice"] != "allison"]
+    behind = [c for c in spoken if background_of(c["condition"]) != NONE]
+    assert behind and all(c["clean_path"] for c in behind)
+    assert not any(c["clean_path"] for c in spoken if background_of(c["condition"]) == NONE)
+    gains, quiet = [], []
+    for c in behind:
+        clip, twin = read_pcm(corpus / c["path"]), read_pcm(corpus / c["clean_path"])
+        assert len(twin) == len(clip)
+        frames = twin[: len(twin) // 160 * 160].reshape(-1, 160)
+        rms = np.sqrt(np.mean(frames**2, axis=1))
+        quiet.append(float(np.mean(rms < 0.01 * rms.max())))
+        if c["codec"] in ("ulaw", "alaw") and c["condition"] in ("babble", "music"):
+            gains.append(float(clip @ twin / (twin @ twin)))  # least-squares scale
+    # The twin has pauses between words (the clips with talk or music behind have few),
+    # and the clip is the twin at the same level plus the room.
+    assert np.mean(quiet) > 0.1
+    assert gains and all(0.8 < g < 1.25 for g in gains), gains
+
+
 def test_a_corpus_is_reproducible_from_its_seed(tmp_path: Path) -> None:
     made = []
     for name in ("a", "b"):
@@ -259,6 +286,7 @@ def test_fine_tune_export_train_and_load_in_the_service(
         "10",
         "--talk-mixtures",
         "1",
+        "--clean-targets",
     )
     summary = json.loads((tuned / "finetune.json").read_text())
     assert summary["clips"] == 12 and summary["steps"] == 3 and summary["last_loss"] > 0
@@ -266,6 +294,8 @@ def test_fine_tune_export_train_and_load_in_the_service(
     assert summary["silent_clips"] == sum(target_text(r, 10.0) == "" for r in first)
     quiet = [r for r in first if background_of(r.condition) == NONE and target_text(r, 10.0)]
     assert len(quiet) > 1 and summary["talk_mixtures"] == len(quiet), "one copy of each"
+    twins = [r for r in first if r.clean_path is not None]
+    assert twins and summary["clean_targets"] == len(twins)
     exported = tmp_path / "tuned-ct2"
     amd_train(
         "export", "--checkpoint", str(tuned), "--out", str(exported), "--quantization", "int8"

@@ -123,6 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
         "with another such clip mixed 0-10 dB below it, trained towards the clip's own "
         "transcript and encoder states (default: 0)",
     )
+    ft.add_argument(
+        "--clean-targets",
+        action="store_true",
+        help="train clips that have a clean twin (asr.csv's clean_path, written by "
+        "`amd-train corpus`) towards the unchanged model's encoder states for the twin",
+    )
     ft.add_argument("--device", default="auto", help="auto, cpu or cuda")
     ft.add_argument("--seed", type=int, default=1, help="random seed")
     ft.add_argument("--force", action="store_true", help="replace a non-empty folder")

@@ -41,6 +41,7 @@ from training.conditions import (
     BABBLE,
     MUSIC,
     NOISE,
+    NONE,
     Condition,
     babble,
     lose_frames,
@@ -48,7 +49,7 @@ from training.conditions import (
     music_excerpt,
 )
 from training.synth import pad_to, render, write_wav
-from training.telephone import PHONE_RATE, ChannelParams, beep, telephone
+from training.telephone import PHONE_RATE, ChannelParams, beep, channel_peak, telephone
 from training.texts import Template, fill
 from training.voices import FloatAudio, Prompt, Voice, read_prompt
 
@@ -189,9 +190,13 @@ class CorpusBuilder:
         rate: int,
         rng: random.Random,
         condition: Condition | None = None,
+        clean: FloatAudio | None = None,
     ) -> tuple[str, dict[str, str]]:
         """Write ``audio`` through a telephone channel (and ``condition``'s noise and lost
-        frames); its path, and the channel's manifest columns."""
+        frames); its path, and the channel's manifest columns. ``clean``, the talker
+        alone, is written beside it as ``<stem>_clean.wav`` through the same channel
+        without noise or lost frames (column ``clean_path``): the recording's twin as it
+        would sound in a quiet room, for training the encoder to hear the talker."""
         params = ChannelParams.sample(rng)
         if condition is not None:  # the condition says what noise the channel adds
             snr = condition.background_db if condition.background == NOISE else float("inf")
@@ -202,6 +207,13 @@ class CorpusBuilder:
         path = Path(sub) / f"{stem}.wav"
         write_wav(self.out / path, pcm, PHONE_RATE)
         columns = {"codec": params.codec_name, "level_db": f"{params.gain_db:.1f}"}
+        if clean is not None:  # no draw from rng: the recording is as it was without a twin
+            twin = Path(sub) / f"{stem}_clean.wav"
+            # at the level the talker has in the recording, whose peak may be the room's
+            shift = 20 * math.log10(channel_peak(clean, rate) / channel_peak(audio, rate))
+            quiet = replace(params, snr_db=float("inf"), gain_db=params.gain_db + shift)
+            write_wav(self.out / twin, telephone(clean, rate, quiet, seed=0), PHONE_RATE)
+            columns["clean_path"] = str(twin)
         if condition is not None:
             columns |= {
                 "condition": condition.name,
@@ -306,8 +318,10 @@ class CorpusBuilder:
         lead = np.zeros(int(voice.rate * rng.uniform(0.0, 0.1)), np.float32)
         audio = np.concatenate([lead, speech])
         condition = Condition.sample(rng, music=bool(self.music[side]))
+        talker = audio
         audio = self._behind(audio, voice.rate, condition, others, talk, side, rng)
-        path, channel = self._save("phrases", stem, audio, voice.rate, rng, condition)
+        twin = talker if condition.background != NONE else None
+        path, channel = self._save("phrases", stem, audio, voice.rate, rng, condition, twin)
         self.rows.phrases.append(
             {
                 "path": path,

@@ -37,7 +37,7 @@ from bridge.audio.resampler import TARGET_RATE
 from bridge.engine.asr import WHISPER_INPUT_S
 from training.conditions import BABBLE, NONE, background_of, mix_below
 from training.ct2_export import COPIED_FILES
-from training.manifests import AsrManifest, TranscribedRow
+from training.manifests import AsrManifest, TranscribedRow, read_16k
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,10 @@ class FinetuneOptions:
     # the encoder learns to hear the loudest voice and leave out the one behind it.
     talk_mixtures: int = 0
     talk_mix_db: tuple[float, float] = (0.0, 10.0)
+    # Clips with a clean twin (asr.csv's clean_path: the talker alone through the same
+    # channel) are trained towards the unchanged model's states for the twin, padded to
+    # 30 s, instead of their own: the encoder learns to leave the room out.
+    clean_targets: bool = False
     seed: int = 1
     device: str = "auto"  # auto, cpu, cuda
 
@@ -97,9 +101,15 @@ def target_text(row: TranscribedRow, silent_under_talk_db: float | None) -> str:
 
 
 def load_clips(
-    manifest: AsrManifest, clip_s: float, n_mels: int, silent_under_talk_db: float | None = None
+    manifest: AsrManifest,
+    clip_s: float,
+    n_mels: int,
+    silent_under_talk_db: float | None = None,
+    clean_targets: bool = False,
 ) -> list[Clip]:
-    """Each file cut (or padded with silence) to ``clip_s``; unreadable ones become bad rows."""
+    """Each file cut (or padded with silence) to ``clip_s``; unreadable ones become bad
+    rows. With ``clean_targets``, a clip's padded features (the teacher's input) are
+    its clean twin's where it has one."""
     from faster_whisper.feature_extractor import FeatureExtractor
 
     extractor = FeatureExtractor(feature_size=n_mels)
@@ -111,6 +121,10 @@ def load_clips(
         clip[: len(pcm)] = pcm
         padded = np.zeros(WHISPER_INPUT_S * TARGET_RATE, np.float32)
         padded[:n] = clip
+        if clean_targets and row.clean_path is not None:
+            twin = read_16k(row.clean_path)[:n]
+            padded[:n] = 0.0
+            padded[: len(twin)] = twin
         short = extractor(clip)[:, :frames]
         full = extractor(padded)[:, : WHISPER_INPUT_S * FRAMES_PER_S]
         text = target_text(row, silent_under_talk_db)
@@ -208,7 +222,11 @@ def finetune(
     model = WhisperForConditionalGeneration.from_pretrained(str(checkpoint)).to(device)
     tokenizer = WhisperTokenizerFast.from_pretrained(str(checkpoint))
     clips = load_clips(
-        manifest, options.clip_s, model.config.num_mel_bins, options.silent_under_talk_db
+        manifest,
+        options.clip_s,
+        model.config.num_mel_bins,
+        options.silent_under_talk_db,
+        options.clean_targets,
     )
     if not clips:
         raise ValueError("no usable clips in the manifest")
@@ -276,6 +294,9 @@ def finetune(
         "clips": len(clips),
         "silent_clips": sum(not c.text for c in clips),
         "talk_mixtures": len(mixtures),
+        "clean_targets": sum(
+            r.clean_path is not None for r in manifest.rows if options.clean_targets
+        ),
         "bad_rows": len(manifest.bad),
         "steps": options.steps,
         "train_seconds": round(float(result.metrics.get("train_runtime", 0.0)), 1),

@@ -168,6 +168,7 @@ class TranscribedRow:
     split: str | None = None
     condition: str = ""  # the corpus's channel condition (babble, music, ...), if given
     background_db: float | None = None  # how far below the talker it is, if given
+    clean_path: Path | None = None  # the talker alone through the same channel, if given
 
 
 @dataclass
@@ -195,7 +196,8 @@ class AsrManifest:
 
 
 def read_asr_manifest(path: Path) -> AsrManifest:
-    """``path`` plus ``transcription`` (or ``text``); an optional ``split`` column."""
+    """``path`` plus ``transcription`` (or ``text``); optional columns ``split``,
+    ``condition``, ``background_db`` and ``clean_path`` (the clip's clean twin)."""
     columns, rows = _read_csv(path)
     text_column = next((c for c in ("transcription", "text") if c in columns), None)
     if "path" not in columns or text_column is None:
@@ -207,6 +209,9 @@ def read_asr_manifest(path: Path) -> AsrManifest:
         reason = _check_file(row.get("path", ""), path.parent)
         if reason is None and not row[text_column]:
             reason = "empty transcription"
+        if reason is None and row.get("clean_path"):
+            reason = _check_file(row["clean_path"], path.parent)
+            reason = reason and f"clean_path: {reason}"
         if reason is None and row.get("split", "") not in ("", *SPLITS):
             reason = f"split {row['split']!r} is not train or test"
         if reason:
@@ -219,6 +224,7 @@ def read_asr_manifest(path: Path) -> AsrManifest:
                 row.get("split") or None,
                 row.get("condition") or "",
                 float_or_none(row.get("background_db")),
+                _resolve(row["clean_path"], path.parent) if row.get("clean_path") else None,
             )
         )
     return report

@@ -55,12 +55,21 @@ class ChannelParams:
         return self.mobile or self.codec.value
 
 
+def _band(audio: npt.NDArray[np.float32], rate: int) -> npt.NDArray[np.float32]:
+    x = soxr.resample(audio.astype(np.float32), rate, PHONE_RATE) if rate != PHONE_RATE else audio
+    return sosfilt(_BAND, x).astype(np.float32)
+
+
+def channel_peak(audio: npt.NDArray[np.float32], rate: int) -> float:
+    """The peak ``telephone`` scales ``audio`` by (after resampling and band-limiting)."""
+    return float(np.max(np.abs(_band(audio, rate)))) or 1.0
+
+
 def telephone(
     audio: npt.NDArray[np.float32], rate: int, params: ChannelParams, seed: int
 ) -> npt.NDArray[np.int16]:
     """Pass float audio through the channel; return 8 kHz int16 as the PBX would decode it."""
-    x = soxr.resample(audio.astype(np.float32), rate, PHONE_RATE) if rate != PHONE_RATE else audio
-    x = sosfilt(_BAND, x).astype(np.float32)
+    x = _band(audio, rate)
     peak = float(np.max(np.abs(x))) or 1.0
     x = x / peak * 0.7 * 10 ** (params.gain_db / 20)
     if np.isfinite(params.snr_db):

@@ -79,6 +79,7 @@ def _finetune(args: argparse.Namespace) -> int:
         ce_weight=args.ce_weight,
         silent_under_talk_db=args.silent_under_talk,
         talk_mixtures=args.talk_mixtures,
+        clean_targets=args.clean_targets,
         seed=args.seed,
         device=args.device,
     )
