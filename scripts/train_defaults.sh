@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Rebuild the committed default models from nothing but packages: the corpus, the
 # short-context Whisper (tiny.en's encoder fine-tuned on the corpus's ASR clips, heard
-# under its channel conditions; committed as the overlay models/whisper-short), its WER
-# against the stock model, the classifier on what WHISPER (default: embedded-short, that
-# overlay) hears, and the evaluation report. About 45 minutes on a 2-core CPU
-# (SKIP_WHISPER=1 keeps the committed overlay: about 15); DEVICE=cuda fine-tunes on a GPU.
+# under its channel conditions and taught from their clean twins; committed as the
+# overlay models/whisper-short), its WER against the stock model, the classifier on what
+# WHISPER (default: embedded-short, that overlay) hears, and the evaluation report.
+# About 45 minutes on a 2-core CPU (SKIP_WHISPER=1 keeps the committed overlay: about
+# 15); DEVICE=cuda fine-tunes on a GPU.
 # Needs: pip install torch==2.13.0 && pip install -e '.[train]', Debian's espeak-ng, sox,
 # libsox-fmt-base, asterisk-core-sounds-en-wav (or SOUNDS= a folder of Allison's prompts)
 # and asterisk-moh-opsound-wav (or MUSIC= a folder of 16-bit mono WAV tracks).
@@ -27,7 +28,7 @@ if [ "${SKIP_WHISPER:-0}" != 1 ]; then
 train import-whisper --out "$build/whisper-hf" --force
 train finetune --checkpoint "$build/whisper-hf" --manifest "$build/corpus/asr.csv" \
     --out "$build/whisper-short-hf" --steps 600 --batch-size 16 --lr 5e-5 --ce-weight 1.0 \
-    --device "$device" --force
+    --clean-targets --device "$device" --force
 # float16 as the embedded model is: the overlay is the encoder's variables that differ.
 train export --checkpoint "$build/whisper-short-hf" --out "$build/whisper-short" \
     --quantization float16 --force
@@ -38,7 +39,7 @@ fi
 train classifier --manifest "$build/corpus/manifest.csv" --whisper-model "$whisper" \
     --out models/amd-classifier.npz --card models/amd-classifier.md \
     --held-out-model "$build/heldout-classifier.npz" --calibrate --force \
-    --source "amd-train corpus --variants 6 --composed 2000 --seed 1 (scripts/train_defaults.sh): the 217 templates of training/data/openers.csv spoken 6 times each and 1,964 distinct texts composed from training/data/grammar.toml (12 classes of greeting and live answer) spoken once each, by piper's joe at three pitches and 36 espeak-ng voices (half of the recordings played 0.88-1.14 times as fast), plus 9 greetings composed of Asterisk's recorded prompts, with 0.1-2 s of leading silence and a beep after 85% of the voicemail greetings (20% of carrier messages and IVRs), through a telephone channel (300-3400 Hz, 8 kHz, peak -30 to -3 dBFS, a fifth through GSM 06.10 and a fifth through AMR-NB, then mu-law or A-law) with one condition each (30% clean, 25% band noise at 10-40 dB SNR, 30% one to three other voices of the same side talking 0-20 dB below the callee (everyday talk from training/data/chatter.txt, a fifth of the time a live answer; never a greeting), 15% Asterisk music-on-hold 5-25 dB below; a quarter of them with 1-5% of 20 ms frames lost); 3,320 recordings; held out: 55 templates and 464 composed texts worded with held-out phrases, spoken only by 10 held-out voices; transcribed by $whisper (embedded-short: the embedded tiny.en with the encoder fine-tuned by this script on the corpus's 2 s ASR clips, each heard under a channel condition drawn as the recordings' are)"
+    --source "amd-train corpus --variants 6 --composed 2000 --seed 1 (scripts/train_defaults.sh): the 217 templates of training/data/openers.csv spoken 6 times each and 1,964 distinct texts composed from training/data/grammar.toml (12 classes of greeting and live answer) spoken once each, by piper's joe at three pitches and 36 espeak-ng voices (half of the recordings played 0.88-1.14 times as fast), plus 9 greetings composed of Asterisk's recorded prompts, with 0.1-2 s of leading silence and a beep after 85% of the voicemail greetings (20% of carrier messages and IVRs), through a telephone channel (300-3400 Hz, 8 kHz, peak -30 to -3 dBFS, a fifth through GSM 06.10 and a fifth through AMR-NB, then mu-law or A-law) with one condition each (30% clean, 25% band noise at 10-40 dB SNR, 30% one to three other voices of the same side talking 0-20 dB below the callee (everyday talk from training/data/chatter.txt, a fifth of the time a live answer; never a greeting), 15% Asterisk music-on-hold 5-25 dB below; a quarter of them with 1-5% of 20 ms frames lost); 3,320 recordings; held out: 55 templates and 464 composed texts worded with held-out phrases, spoken only by 10 held-out voices; transcribed by $whisper (embedded-short: the embedded tiny.en with the encoder fine-tuned by this script on the corpus's 2 s ASR clips, each heard under a channel condition drawn as the recordings' are, and trained towards the encoder states of the same clip heard alone)"
 # The committed classifier is refit on every recording, held-out ones included; the
 # report on the held-out side uses the classifier the same run fit on the training side
 # only (--held-out-model), from the same transcripts. --calibrate fits one scale of the
