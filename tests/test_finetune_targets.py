@@ -128,6 +128,8 @@ def test_a_clip_with_a_clean_twin_is_taught_from_the_twin_only_when_asked(tmp_pa
     assert np.array_equal(plain[0].features, taught[0].features)
     assert not np.allclose(plain[0].padded, taught[0].padded)
     assert np.array_equal(plain[1].padded, taught[1].padded)
+    assert [c.taught_by_twin for c in plain] == [False, False]
+    assert [c.taught_by_twin for c in taught] == [True, False]
     twin = load_clips(read_asr_manifest_of(tmp_path, "a_clean.wav"), 2.0, 80)[0]
     assert np.array_equal(taught[0].padded, twin.padded)
 

@@ -19,7 +19,8 @@ Out come ``manifest.csv`` (``path,label,text,template,text_class,voice,voice_shi
 then the channel's ``codec,level_db,condition,background_db,lost_share``) for the classifier
 and the evaluation, and ``asr.csv`` (``path,transcription,...`` and the channel's columns):
 short clips whose whole text is heard within the decision window, each under a condition
-of its own, for Whisper fine-tuning and for measuring transcripts.
+of its own, for Whisper fine-tuning and for measuring transcripts; a clip with
+something behind the talker names its clean twin (``clean_path``).
 """
 
 from __future__ import annotations

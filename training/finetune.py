@@ -80,6 +80,7 @@ class Clip:
     padded: np.ndarray  # [mels, 3000] of the clip padded to 30 s
     text: str
     quiet_audio: np.ndarray | None = None  # the samples of a clip with no background
+    taught_by_twin: bool = False  # ``padded`` is the clip's clean twin's
 
 
 @dataclass
@@ -130,7 +131,13 @@ def load_clips(
         text = target_text(row, silent_under_talk_db)
         quiet = background_of(row.condition) == NONE
         clips.append(
-            Clip(short.astype(np.float32), full.astype(np.float32), text, clip if quiet else None)
+            Clip(
+                short.astype(np.float32),
+                full.astype(np.float32),
+                text,
+                clip if quiet else None,
+                clean_targets and row.clean_path is not None,
+            )
         )
     return clips
 
@@ -294,9 +301,7 @@ def finetune(
         "clips": len(clips),
         "silent_clips": sum(not c.text for c in clips),
         "talk_mixtures": len(mixtures),
-        "clean_targets": sum(
-            r.clean_path is not None for r in manifest.rows if options.clean_targets
-        ),
+        "clean_targets": sum(c.taught_by_twin for c in clips),
         "bad_rows": len(manifest.bad),
         "steps": options.steps,
         "train_seconds": round(float(result.metrics.get("train_runtime", 0.0)), 1),
