@@ -120,12 +120,10 @@ def load_clips(
     for row, pcm in manifest.clips(clip_s):
         clip = np.zeros(n, np.float32)
         clip[: len(pcm)] = pcm
+        twin = row.clean_path if clean_targets else None
+        teacher = read_16k(twin)[:n] if twin is not None else clip
         padded = np.zeros(WHISPER_INPUT_S * TARGET_RATE, np.float32)
-        padded[:n] = clip
-        if clean_targets and row.clean_path is not None:
-            twin = read_16k(row.clean_path)[:n]
-            padded[:n] = 0.0
-            padded[: len(twin)] = twin
+        padded[: len(teacher)] = teacher
         short = extractor(clip)[:, :frames]
         full = extractor(padded)[:, : WHISPER_INPUT_S * FRAMES_PER_S]
         text = target_text(row, silent_under_talk_db)
@@ -136,7 +134,7 @@ def load_clips(
                 full.astype(np.float32),
                 text,
                 clip if quiet else None,
-                clean_targets and row.clean_path is not None,
+                twin is not None,
             )
         )
     return clips

@@ -60,9 +60,13 @@ def _band(audio: npt.NDArray[np.float32], rate: int) -> npt.NDArray[np.float32]:
     return sosfilt(_BAND, x).astype(np.float32)
 
 
+def _peak(banded: npt.NDArray[np.float32]) -> float:
+    return float(np.max(np.abs(banded))) or 1.0
+
+
 def channel_peak(audio: npt.NDArray[np.float32], rate: int) -> float:
     """The peak ``telephone`` scales ``audio`` by (after resampling and band-limiting)."""
-    return float(np.max(np.abs(_band(audio, rate)))) or 1.0
+    return _peak(_band(audio, rate))
 
 
 def telephone(
@@ -70,8 +74,7 @@ def telephone(
 ) -> npt.NDArray[np.int16]:
     """Pass float audio through the channel; return 8 kHz int16 as the PBX would decode it."""
     x = _band(audio, rate)
-    peak = float(np.max(np.abs(x))) or 1.0
-    x = x / peak * 0.7 * 10 ** (params.gain_db / 20)
+    x = x / _peak(x) * 0.7 * 10 ** (params.gain_db / 20)
     if np.isfinite(params.snr_db):
         speech = x[np.abs(x) > 0.01]
         rms = float(np.sqrt(np.mean(speech**2))) if len(speech) else 0.05
