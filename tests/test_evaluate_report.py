@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.test_engine_real import HUMAN_OPENER, MACHINE_GREETING
 
 AMD_TRAIN = str(Path(sys.executable).with_name("amd-train"))
@@ -60,6 +62,8 @@ def test_the_report_has_accuracy_by_time_calls_latency_and_plots(speech_wav, tmp
     assert two["accuracy"] == correct / 6
     calls = record["as_calls"]
     assert calls["calls"] == 6
+    with (out / "calls.csv").open(newline="") as fh:
+        per_call = list(csv.DictReader(fh))
     assert 0 < calls["compute_ms"]["p50"] <= calls["compute_ms"]["p99"]
     by = calls["by"]
     assert set(by) == {"label", "voice_family", "condition", "background"}
@@ -74,6 +78,11 @@ def test_the_report_has_accuracy_by_time_calls_latency_and_plots(speech_wav, tmp
     for facet in by.values():  # the parts add up to the whole
         right = sum(v["right_share"] * v["calls"] for v in facet.values())
         assert round(right) == round(calls["right_share"] * 6)
+    confident = [  # calls.csv: the confidence of the answer given
+        float(r["confidence"]) for r in per_call if r["answer"] != "notsure" and r["confidence"]
+    ]
+    # calls.csv rounds to 4 decimals
+    assert calls["stated_confidence"] == pytest.approx(sum(confident) / len(confident), abs=1e-4)
     decided = round((1 - calls["notsure_share"]) * 6)
     assert sum(b["n"] for b in calls["reliability"]) == decided
     assert all(0.5 <= b["stated"] <= 1 and 0 <= b["right"] <= 1 for b in calls["reliability"])
@@ -82,8 +91,7 @@ def test_the_report_has_accuracy_by_time_calls_latency_and_plots(speech_wav, tmp
     summary = (out / "report.md").read_text()
     assert "| 2.0 s |" in summary and "accuracy_by_time.png" in summary
     assert "### By condition" in summary and "| babble | 2 |" in summary
-    with (out / "calls.csv").open(newline="") as fh:
-        per_call = list(csv.DictReader(fh))
+    assert "| accuracy when decided | confidence stated |" in summary
     assert [r["path"].rsplit("/", 1)[-1] for r in per_call] == [
         f"{label}{i}.wav" for label in ("human", "machine") for i in range(3)
     ]
