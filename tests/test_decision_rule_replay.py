@@ -1,0 +1,66 @@
+"""The replay and the call-dependent calibration scale behind
+benchmarks/decision_rule_replay.py."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+
+from decision_rule_replay import Heard, fit_input_scale, replay, standardised
+
+from bridge.session.call import DecisionPolicy
+from bridge.session.decision import TimingFeatures
+from training.classifier import Example
+
+SPEECH = TimingFeatures(0.2, 1.5, 0.3, 1, 2.0)
+SILENCE = TimingFeatures(2.0, 0.0, 2.0, 0, 2.0)
+
+
+def ask(call: str, window: float, human: bool, background: str, timing=SPEECH) -> Heard:
+    return Heard(Example("", timing, int(human), "g", window, call, "test"), -0.5, background)
+
+
+def test_the_replay_takes_the_first_sure_ask_and_counts_per_background():
+    asks = [
+        (ask("a", 3.0, True, "none"), 0.95),  # listed first, asked second
+        (ask("a", 2.0, True, "none"), 0.1),  # sure and wrong: decides
+        (ask("b", 2.0, False, "talk", SILENCE), 0.9),  # silence is never taken ...
+        (ask("b", 3.0, False, "talk"), 0.05),  # ... so b is decided machine at 3 s: right
+        (ask("c", 2.0, False, "talk"), 0.6),  # the last ask, under 0.7: NOTSURE
+        (ask("d", 2.0, True, "talk"), 0.75),  # the last ask, over 0.7: right
+    ]
+    total, when, by = replay(asks, DecisionPolicy())
+    assert (total.right, total.wrong, total.notsure) == (2, 1, 1)
+    assert sorted(when) == [2.0, 2.0, 3.0]  # a, d at 2 s; b at 3 s
+    none, none_gaps = by["none"]
+    assert (none.right, none.wrong, none.notsure) == (0, 1, 0)
+    assert none_gaps == [pytest.approx(0.9)]  # stated 0.9, wrong: 0.9 overconfident
+    talk, talk_gaps = by["talk"]
+    assert (talk.right, talk.wrong, talk.notsure) == (2, 0, 1)
+    assert sorted(talk_gaps) == [pytest.approx(-0.25), pytest.approx(-0.05)]
+
+
+def test_the_scale_shrinks_the_log_odds_where_the_input_says_they_mislead():
+    rng = np.random.default_rng(0)
+    n = 4000
+    x = rng.choice([-1.0, 1.0], size=n)  # say, a quiet line (-1) or a loud room (+1)
+    z = rng.choice([-3.0, 3.0], size=n)
+    # Right 95% of the time on quiet lines, 60% in loud rooms.
+    right = rng.random(n) < np.where(x < 0, 0.95, 0.60)
+    y = ((z > 0) == right).astype(np.float64)
+    a, b = fit_input_scale(z, y, x[:, None])
+    quiet, loud = math.exp(a - b), math.exp(a + b)
+    assert 1 / (1 + math.exp(-3 * quiet)) == pytest.approx(0.95, abs=0.02)
+    assert 1 / (1 + math.exp(-3 * loud)) == pytest.approx(0.60, abs=0.03)
+
+
+def test_scale_inputs_are_clipped_after_standardising():
+    x = np.array([[0.0], [10.0], [-100.0]])
+    out = standardised(x, np.array([0.0]), np.array([2.0]))
+    assert out[:, 0].tolist() == [0.0, 3.0, -3.0]
