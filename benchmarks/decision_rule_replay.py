@@ -293,6 +293,40 @@ def room_scales(held: Sequence[Heard], z: np.ndarray) -> list[dict[str, Any]]:
     return out
 
 
+INPUTS_SHOWN = ("snr_db", "background_speech_s", "speech_ratio", LOGPROB)
+
+
+def inputs_by_background(held: Sequence[Heard], at_s: float = 3.0) -> dict[str, Any]:
+    """What the scale could know of the room: each input's median, p10 and p90 per
+    background, in the held-out asks at ``at_s``."""
+    asks = [h for h in held if h.example.window_s == at_s]
+    out: dict[str, Any] = {}
+    for band in sorted({h.background for h in asks}):
+        x = raw_inputs([h for h in asks if h.background == band], INPUTS_SHOWN)
+        out[band] = {
+            name: [float(v) for v in np.percentile(x[:, i], [50, 10, 90])]
+            for i, name in enumerate(INPUTS_SHOWN)
+        }
+    return out
+
+
+def right_by_logprob(held: Sequence[Heard], z: np.ndarray) -> list[dict[str, float]]:
+    """Per fifth of Whisper's log-probability, the share of asks the classifier has
+    on the right side of 0.5."""
+    lp = np.array([h.logprob for h in held])
+    right = (z > 0) == np.array([h.example.label == 1 for h in held])
+    edges = np.percentile(lp, [0, 20, 40, 60, 80, 100])
+    fifth = np.clip(np.searchsorted(edges, lp, side="right") - 1, 0, 4)
+    return [
+        {
+            "from": float(edges[k]),
+            "to": float(edges[k + 1]),
+            "right": float(right[fifth == k].mean()),
+        }
+        for k in range(5)
+    ]
+
+
 def as_input(train: Sequence[Heard], held: Sequence[Heard]) -> list[dict[str, Any]]:
     """The classifier with Whisper's log-probability as an eleventh input, against
     without; both on the default schedule with a scale fit on the held-out side."""
@@ -368,7 +402,17 @@ def summary(record: dict[str, Any]) -> str:
             f"all {_pct(v['right_wrong_notsure'])}; loud talk {_pct(v['loud_talk'])}"
             + ("" if over is None else f", its decided calls overconfident by {over:.3f}")
         )
-    lines.append("")
+    lines += ["", "at 3 s, median [p10, p90] of " + ", ".join(INPUTS_SHOWN)]
+    for band, values in record["inputs_by_background_at_3s"].items():
+        shown = "  ".join(f"{m:.2f} [{lo:.2f}, {hi:.2f}]" for m, lo, hi in values.values())
+        lines.append(f"{band or '(none given)':22s} {shown}")
+    fifths = record["asks_right_by_logprob_fifth"]
+    lines += [
+        "",
+        "asks on the right side of 0.5, by fifth of Whisper's log-probability: "
+        + ", ".join(f"{f['from']:.2f}..{f['to']:.2f} {f['right']:.1%}" for f in fifths),
+        "",
+    ]
     for v in record["whisper_logprob_as_input"]:
         lines.append(
             f"classifier {'with' if v['whisper_logprob_as_input'] else 'without'} Whisper's "
@@ -410,6 +454,10 @@ def main() -> None:
         },
         "schedules": schedules(held, z),
         "room_scales": room_scales(
+            [h for h, d in zip(held, default, strict=True) if d], z[default]
+        ),
+        "inputs_by_background_at_3s": inputs_by_background(held),
+        "asks_right_by_logprob_fifth": right_by_logprob(
             [h for h, d in zip(held, default, strict=True) if d], z[default]
         ),
         "whisper_logprob_as_input": as_input(train, held),
