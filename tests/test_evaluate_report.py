@@ -78,11 +78,14 @@ def test_the_report_has_accuracy_by_time_calls_latency_and_plots(speech_wav, tmp
     for facet in by.values():  # the parts add up to the whole
         right = sum(v["right_share"] * v["calls"] for v in facet.values())
         assert round(right) == round(calls["right_share"] * 6)
-    confident = [  # calls.csv: the confidence of the answer given
-        float(r["confidence"]) for r in per_call if r["answer"] != "notsure" and r["confidence"]
+    stated = [  # calls.csv: the confidence of the answer given; none for a tone's
+        r for r in per_call if r["answer"] != "notsure" and r["confidence"]
     ]
+    confidence = sum(float(r["confidence"]) for r in stated) / len(stated)
     # calls.csv rounds to 4 decimals
-    assert calls["stated_confidence"] == pytest.approx(sum(confident) / len(confident), abs=1e-4)
+    assert calls["stated_confidence"] == pytest.approx(confidence, abs=1e-4)
+    stated_right = sum(r["answer"] == r["label"] for r in stated) / len(stated)
+    assert calls["right_when_stated"] == pytest.approx(stated_right)
     decided = round((1 - calls["notsure_share"]) * 6)
     assert sum(b["n"] for b in calls["reliability"]) == decided
     assert all(0.5 <= b["stated"] <= 1 and 0 <= b["right"] <= 1 for b in calls["reliability"])
@@ -91,7 +94,7 @@ def test_the_report_has_accuracy_by_time_calls_latency_and_plots(speech_wav, tmp
     summary = (out / "report.md").read_text()
     assert "| 2.0 s |" in summary and "accuracy_by_time.png" in summary
     assert "### By condition" in summary and "| babble | 2 |" in summary
-    assert "| accuracy when decided | confidence stated |" in summary
+    assert "| classifier's decisions: stated / right |" in summary
     assert [r["path"].rsplit("/", 1)[-1] for r in per_call] == [
         f"{label}{i}.wav" for label in ("human", "machine") for i in range(3)
     ]

@@ -7,8 +7,8 @@ Two views of the same recordings:
   decided at that point, whatever the confidence (accuracy and macro F1 per
   cut), with the confusion matrix at the service's first window (2.0 s).
 - **As calls**: every recording streamed through the call session the service
-  runs (``AMD_*`` settings apply): the share right, accuracy when decided and the
-  mean confidence stated for those decisions, NOTSURE
+  runs (``AMD_*`` settings apply): the share right, accuracy when decided, the
+  classifier's decisions' mean stated confidence beside their share right, NOTSURE
   share, when the decision came (p50, p90), and the engine's compute latency
   percentiles; the same per answer, voice family, channel condition and codec where
   the manifest has those columns (``FACETS``); and, for the decided calls, stated
@@ -126,22 +126,25 @@ def write_calls_csv(path: Path, rows: Sequence[dict[str, str]]) -> None:
 
 
 def call_figures(results: Sequence[tuple[str, Any]]) -> dict[str, Any]:
-    """Right share of all calls, accuracy when decided beside the confidence the
-    classifier stated for those decisions (equal when calibrated), NOTSURE share and
-    when the decisions came, for (true label, decision) pairs."""
+    """Right share of all calls, accuracy when decided, the classifier's decisions'
+    mean stated confidence beside their share right (equal when calibrated), NOTSURE
+    share and when the decisions came, for (true label, decision) pairs."""
     decided = [(label, d) for label, d in results if d.status in (Status.HUMAN, Status.MACHINE)]
     correct = sum(d.label == label for label, d in decided)
     when = [d.decision_audio_s for _, d in decided]
     p50, p90 = np.percentile(when, [50, 90]) if when else (None, None)
-    stated = [
-        max(d.proba_human, 1 - d.proba_human) for _, d in decided if d.proba_human is not None
-    ]
+    # The classifier's decisions: tone decisions (a beep, fax, SIT) state no confidence.
+    by_classifier = [(label, d) for label, d in decided if d.proba_human is not None]
+    stated = [max(d.proba_human, 1 - d.proba_human) for _, d in by_classifier]
     return {
         "calls": len(results),
         "right_share": correct / max(len(results), 1),
         "accuracy_when_decided": correct / max(len(decided), 1),
-        # Tone decisions (a beep, fax, SIT) state no confidence and are left out.
+        # Of the classifier's decisions: the mean confidence stated, and the share right.
         "stated_confidence": float(np.mean(stated)) if stated else None,
+        "right_when_stated": (
+            float(np.mean([d.label == label for label, d in by_classifier])) if stated else None
+        ),
         "notsure_share": 1 - len(decided) / max(len(results), 1),
         "decision_s": {
             "mean": float(np.mean(when)) if when else None,
@@ -294,8 +297,9 @@ def markdown(record: dict[str, Any]) -> str:
         "## As calls, through the service's session",
         "",
         f"- right: {calls['right_share']:.1%} of the calls",
-        f"- accuracy when decided: {calls['accuracy_when_decided']:.1%} "
-        f"(confidence stated: {_share(calls['stated_confidence'])})",
+        f"- accuracy when decided: {calls['accuracy_when_decided']:.1%}; the classifier's "
+        f"decisions stated {_share(calls['stated_confidence'])} on average and were right "
+        f"{_share(calls['right_when_stated'])}",
         f"- NOTSURE: {calls['notsure_share']:.1%}",
         f"- decision at {calls['decision_s']['mean'] or 0:.2f} s of audio on average "
         f"(p50 {_seconds(calls['decision_s']['p50'])}, p90 {_seconds(calls['decision_s']['p90'])}, "
@@ -311,12 +315,13 @@ def markdown(record: dict[str, Any]) -> str:
         lines += [
             f"### By {facet.replace('_', ' ')}",
             "",
-            "| " + facet + " | calls | right | accuracy when decided | confidence stated "
-            "| NOTSURE | decision p50 | decision p90 |",
+            "| " + facet + " | calls | right | accuracy when decided "
+            "| classifier's decisions: stated / right | NOTSURE | decision p50 | decision p90 |",
             "|---|---|---|---|---|---|---|---|",
             *(
                 f"| {value} | {v['calls']} | {v['right_share']:.1%} "
-                f"| {v['accuracy_when_decided']:.1%} | {_share(v['stated_confidence'])} "
+                f"| {v['accuracy_when_decided']:.1%} "
+                f"| {_share(v['stated_confidence'])} / {_share(v['right_when_stated'])} "
                 f"| {v['notsure_share']:.1%} "
                 f"| {_seconds(v['decision_s']['p50'])} | {_seconds(v['decision_s']['p90'])} |"
                 for value, v in values.items()
