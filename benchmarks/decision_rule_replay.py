@@ -162,9 +162,9 @@ def replay(
     asks: Sequence[tuple[Heard, float]], policy: DecisionPolicy
 ) -> tuple[Outcome, list[float], dict[str, tuple[Outcome, list[float]]]]:
     """The session's rule on each call's asks ``(heard, proba_human)``: the outcome, the
-    decision times, and per background the outcome with the decided calls' stated
-    confidences (a list of confidence minus right or wrong: its mean is how overconfident
-    the decided calls were)."""
+    decision times, and per background the outcome with, for each decided call, its
+    stated confidence minus 1 if it was right and 0 if wrong (the mean of those is how
+    overconfident the decided calls were)."""
     calls: dict[str, list[tuple[Heard, float]]] = {}
     for heard, p in asks:
         calls.setdefault(heard.example.recording or "", []).append((heard, p))
