@@ -217,12 +217,14 @@ class _Connection:
     def _wake_every(self, n_bytes: int) -> None:
         """Have the kernel wake the reader only once ``n_bytes`` are waiting (or the
         peer closed): a few frames per read instead of one. Where the option is
-        missing, every frame wakes it, as before."""
+        missing, every frame wakes it, as before. A connection the peer has just closed
+        has no socket left to set it on (uvloop's stand-in raises ValueError): its end
+        is read as usual."""
         if n_bytes == self._wake_bytes:
             return
         self._wake_bytes = n_bytes
         sock = self.writer.get_extra_info("socket")
-        with contextlib.suppress(OSError, AttributeError):
+        with contextlib.suppress(OSError, AttributeError, ValueError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, n_bytes)
 
     def _protocol_error(self, exc: ProtocolError) -> None:
