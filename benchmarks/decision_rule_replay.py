@@ -50,7 +50,7 @@ from bridge.engine.detector import Transcriber
 from bridge.engine.models import resolve_whisper_model
 from bridge.session.call import DecisionPolicy
 from bridge.session.decision import TIMING_FEATURE_NAMES, TimingFeatures
-from training.calibration import Ask, fit_scale
+from training.calibration import Ask, asks_of, fit_scale
 from training.classifier import Example, accepted_ask, fit
 from training.manifests import read_16k, read_classification_manifest
 
@@ -194,11 +194,6 @@ def _has_speech(h: Heard) -> bool:
     return h.example.timing is not None and h.example.timing.has_speech
 
 
-def logit(p: float) -> float:
-    p = min(max(p, 1e-12), 1 - 1e-12)
-    return math.log(p / (1 - p))
-
-
 def raw_inputs(heard: Sequence[Heard], names: Sequence[str]) -> np.ndarray:
     """The named inputs of each ask: timing inputs and Whisper's log-probability."""
     rows = []
@@ -335,20 +330,9 @@ def as_input(train: Sequence[Heard], held: Sequence[Heard]) -> list[dict[str, An
         model = fit([_with_logprob(h) if with_logprob else h.example for h in train])
         default = [h for h in held if h.example.window_s in TRAIN_WINDOWS]
         examples = [_with_logprob(h) if with_logprob else h.example for h in default]
-        z = np.array(
-            [
-                logit(p)
-                for p in model.proba_human_batch(
-                    [e.text for e in examples], [e.timing for e in examples]
-                )
-            ]
-        )
-        scale = fit_scale(
-            [
-                Ask(e.recording or "", 0.0, zi, e.label == 1, True)
-                for e, zi in zip(examples, z, strict=True)
-            ]
-        )
+        asks = asks_of(model, examples)
+        z = np.array([a.logit for a in asks])
+        scale = fit_scale(asks)
         total, _, _ = replay(
             [(h, 1 / (1 + math.exp(-scale * zi))) for h, zi in zip(default, z, strict=True)],
             DecisionPolicy(),
@@ -438,14 +422,7 @@ def main() -> None:
     train = [h for h in heard if h.example.split == "train"]
     held = [h for h in heard if h.example.split == "test"]
     model = fit([h.example for h in train])
-    z = np.array(
-        [
-            logit(p)
-            for p in model.proba_human_batch(
-                [h.example.text for h in held], [h.example.timing for h in held]
-            )
-        ]
-    )
+    z = np.array([a.logit for a in asks_of(model, [h.example for h in held])])
     default = np.array([h.example.window_s in TRAIN_WINDOWS for h in held])
     record = {
         "recordings": {

@@ -135,7 +135,7 @@ def call_figures(results: Sequence[tuple[str, Any]]) -> dict[str, Any]:
     p50, p90 = np.percentile(when, [50, 90]) if when else (None, None)
     # The classifier's decisions: tone decisions (a beep, fax, SIT) state no confidence.
     by_classifier = [(label, d) for label, d in decided if d.proba_human is not None]
-    stated = [max(d.proba_human, 1 - d.proba_human) for _, d in by_classifier]
+    stated = [d.confidence for _, d in by_classifier]
     return {
         "calls": len(results),
         "right_share": correct / max(len(results), 1),
@@ -163,7 +163,7 @@ def reliability(results: Sequence[tuple[str, Any]]) -> list[dict[str, Any]]:
     """For the decided calls, per bin of stated confidence: how many, the mean stated
     confidence and the share right (a calibrated 0.9 is right 90% of the time)."""
     pairs = [
-        (max(d.proba_human, 1 - d.proba_human), d.label == label)
+        (d.confidence, d.label == label)
         for label, d in results
         if d.status in (Status.HUMAN, Status.MACHINE) and d.proba_human is not None
     ]
