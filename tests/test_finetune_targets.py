@@ -12,9 +12,12 @@ from training.finetune import (
     Clip,
     later,
     load_clips,
+    room_of,
+    room_remixes,
     talk_mixtures,
     target_text,
     transcript_ids,
+    with_room,
 )
 from training.manifests import AsrManifest, TranscribedRow, read_asr_manifest
 from training.synth import write_wav
@@ -146,3 +149,72 @@ def test_a_clean_twin_that_is_not_there_makes_a_bad_row(tmp_path: Path):
     assert not manifest.rows
     [(row, reason)] = manifest.bad
     assert row["path"] == "a.wav" and reason.startswith("clean_path:") and "gone.wav" in reason
+
+
+def test_a_clip_less_its_twin_is_its_room_only_through_g711_with_no_frames_lost():
+    twin = Path("a_clean.wav")
+    assert room_of(TranscribedRow(Path("a.wav"), "Hi", "train", "babble", 4.0, twin, "mu-law"))
+    assert room_of(TranscribedRow(Path("a.wav"), "Hi", "train", "noise", 20.0, twin, "a-law"))
+    assert not room_of(TranscribedRow(Path("a.wav"), "Hi", "train", "babble", 4.0, twin, "gsm"))
+    assert not room_of(TranscribedRow(Path("a.wav"), "Hi", "train", "babble", 4.0, twin, "amr-nb"))
+    lost = TranscribedRow(Path("a.wav"), "Hi", "train", "babble+lost", 4.0, twin, "mu-law", 0.02)
+    assert not room_of(lost)
+    assert not room_of(TranscribedRow(Path("a.wav"), "Hi", "train", "none", None, None, "mu-law"))
+
+
+def write_samples(path: Path, samples: np.ndarray) -> None:
+    write_wav(path, np.round(samples * 32767).astype(np.int16), 16000)
+
+
+def test_room_remixes_put_another_clips_room_behind_a_known_talker_at_its_own_depth(
+    tmp_path: Path,
+):
+    rng = np.random.default_rng(0)
+    t = np.arange(32000) / 16000
+    talker_a = (0.2 * np.sin(2 * np.pi * 300 * t)).astype(np.float32)
+    room_a = (0.02 * rng.normal(size=32000)).astype(np.float32)  # 20 dB below its talker
+    write_samples(tmp_path / "a.wav", talker_a + room_a)
+    write_samples(tmp_path / "a_clean.wav", talker_a)
+    write_samples(tmp_path / "b.wav", (0.05 * np.sin(2 * np.pi * 500 * t)).astype(np.float32))
+    write_samples(tmp_path / "c.wav", talker_a + room_a)
+    write_samples(tmp_path / "c_clean.wav", talker_a)
+    (tmp_path / "asr.csv").write_text(
+        "path,transcription,condition,background_db,clean_path,codec,lost_share\n"
+        "a.wav,Hello?,noise,20,a_clean.wav,mu-law,0.000\n"
+        "b.wav,Hi there,none,inf,,a-law,0.000\n"
+        "c.wav,Yes?,noise,20,c_clean.wav,gsm,0.000\n"
+    )
+    manifest = read_asr_manifest(tmp_path / "asr.csv")
+    assert [(r.codec, r.lost_share) for r in manifest.rows] == [("mu-law", 0.0)] * 1 + [
+        ("a-law", 0.0),
+        ("gsm", 0.0),
+    ]
+    clips = load_clips(manifest, 2.0, 80, clean_targets=True)
+    # a's room is the noise (to the file's 16-bit steps); the GSM clip c keeps none.
+    assert clips[0].room_audio is not None
+    assert np.abs(clips[0].room_audio - room_a).max() < 2e-4
+    assert clips[1].room_audio is None and clips[2].room_audio is None
+    remixed = room_remixes(clips, 2, n_mels=80, seed=1)
+    # Every clip with its talker known alone gets two: a and c by their twins, b as is.
+    assert sorted(m.source for m in remixed) == [0, 0, 1, 1, 2, 2]
+    from faster_whisper.feature_extractor import FeatureExtractor
+
+    alone = FeatureExtractor(feature_size=80)(clips[1].talker_audio)[:, :200]
+    b_mixes = [m.features for m in remixed if m.source == 1]
+    assert all(not np.allclose(f, alone) for f in b_mixes), "b has a room behind it now"
+    again = room_remixes(clips, 2, n_mels=80, seed=1)
+    assert all(np.array_equal(a.features, b.features) for a, b in zip(remixed, again, strict=True))
+    assert room_remixes(clips, 0, 80, 1) == []
+    assert room_remixes([clips[1]], 2, 80, 1) == [], "no room to put behind"
+
+
+def test_a_room_goes_behind_a_talker_shifted_and_scaled_and_never_over_full_scale():
+    talker = np.zeros(100, np.float32)
+    talker[10:20] = 0.5
+    room = np.arange(100, dtype=np.float32) / 1000
+    mixed = with_room(talker, room, 0.5, 3)
+    assert np.allclose(mixed - talker, np.roll(room, 3) * 0.5)
+    short = with_room(talker, room[:40], 1.0, 0)
+    assert np.allclose(short[40:80] - talker[40:80], room[:40]), "a short room repeats"
+    loud = with_room(np.full(100, 0.9, np.float32), np.full(100, 0.6, np.float32), 1.0, 0)
+    assert np.allclose(loud, 1.0), "brought down to full scale"

@@ -129,6 +129,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="train clips that have a clean twin (asr.csv's clean_path, written by "
         "`amd-train corpus`) towards the unchanged model's encoder states for the twin",
     )
+    ft.add_argument(
+        "--room-remixes",
+        type=int,
+        default=0,
+        metavar="N",
+        help="add N copies of each clip whose talker is known alone (a quiet clip, or with "
+        "--clean-targets a clip's twin) with another clip's room behind it (that clip less "
+        "its twin, G.711 clips without lost frames only), shifted in time, at the level it "
+        "had below its own talker (default: 0)",
+    )
     ft.add_argument("--device", default="auto", help="auto, cpu or cuda")
     ft.add_argument("--seed", type=int, default=1, help="random seed")
     ft.add_argument("--force", action="store_true", help="replace a non-empty folder")

@@ -133,10 +133,15 @@ def music_excerpt(
     return np.resize(out, samples).astype(np.float32)
 
 
+def speech_rms(talker: FloatAudio) -> float:
+    """RMS over a talker's speech: the samples above 1% of its peak (0.05 if none)."""
+    speech = talker[np.abs(talker) > 0.01 * (float(np.max(np.abs(talker))) or 1.0)]
+    return float(np.sqrt(np.mean(speech**2))) if len(speech) else 0.05
+
+
 def mix_below(talker: FloatAudio, background: FloatAudio, db: float) -> FloatAudio:
     """``talker`` with ``background`` added ``db`` below it (RMS over the talker's speech)."""
-    speech = talker[np.abs(talker) > 0.01 * (float(np.max(np.abs(talker))) or 1.0)]
-    talker_rms = float(np.sqrt(np.mean(speech**2))) if len(speech) else 0.05
+    talker_rms = speech_rms(talker)
     background_rms = float(np.sqrt(np.mean(background**2))) or 1.0
     scaled = background * (talker_rms / background_rms / 10 ** (db / 20))
     return (talker + scaled).astype(np.float32)

@@ -35,7 +35,7 @@ from transformers import (
 
 from bridge.audio.resampler import TARGET_RATE
 from bridge.engine.asr import WHISPER_INPUT_S
-from training.conditions import BABBLE, NONE, background_of, mix_below
+from training.conditions import BABBLE, NONE, background_of, mix_below, speech_rms
 from training.ct2_export import COPIED_FILES
 from training.manifests import AsrManifest, TranscribedRow, read_16k
 
@@ -70,6 +70,13 @@ class FinetuneOptions:
     # channel) are trained towards the unchanged model's states for the twin, padded to
     # 30 s, instead of their own: the encoder learns to leave the room out.
     clean_targets: bool = False
+    # Extra copies of each clip whose talker is known alone (a quiet clip, or the clean
+    # twin of a noisy one), with the room of another clip behind it: that clip's
+    # recording less its clean twin (G.711 clips without lost frames only, where the
+    # difference is the room and not the codec's), shifted in time, at the level it had
+    # under its own talker. Trained towards the talker's transcript and clean states: new
+    # pairs of talker and room at every copy, so the encoder cannot learn the rooms.
+    room_remixes: int = 0
     seed: int = 1
     device: str = "auto"  # auto, cpu, cuda
 
@@ -81,6 +88,8 @@ class Clip:
     text: str
     quiet_audio: np.ndarray | None = None  # the samples of a clip with no background
     taught_by_twin: bool = False  # ``padded`` is the clip's clean twin's
+    talker_audio: np.ndarray | None = None  # the talker alone: the clip if quiet, or its twin
+    room_audio: np.ndarray | None = None  # the clip less its twin, where that is the room
 
 
 @dataclass
@@ -110,7 +119,9 @@ def load_clips(
 ) -> list[Clip]:
     """Each file cut (or padded with silence) to ``clip_s``; unreadable ones become bad
     rows. With ``clean_targets``, a clip's padded features (the teacher's input) are
-    its clean twin's where it has one."""
+    its clean twin's where it has one. A clip keeps its talker alone (for
+    ``room_remixes``) where its teacher hears the talker alone, and its room where
+    ``room_of`` says that the clip less its twin is the room."""
     from faster_whisper.feature_extractor import FeatureExtractor
 
     extractor = FeatureExtractor(feature_size=n_mels)
@@ -120,24 +131,71 @@ def load_clips(
     for row, pcm in manifest.clips(clip_s):
         clip = np.zeros(n, np.float32)
         clip[: len(pcm)] = pcm
-        twin = row.clean_path if clean_targets else None
-        teacher = read_16k(twin)[:n] if twin is not None else clip
+        twin = None
+        if row.clean_path is not None:
+            twin = np.zeros(n, np.float32)
+            heard = read_16k(row.clean_path)[:n]
+            twin[: len(heard)] = heard
+        teacher = twin if clean_targets and twin is not None else clip
         padded = np.zeros(WHISPER_INPUT_S * TARGET_RATE, np.float32)
         padded[: len(teacher)] = teacher
         short = extractor(clip)[:, :frames]
         full = extractor(padded)[:, : WHISPER_INPUT_S * FRAMES_PER_S]
         text = target_text(row, silent_under_talk_db)
         quiet = background_of(row.condition) == NONE
+        taught_by_twin = teacher is twin
         clips.append(
             Clip(
                 short.astype(np.float32),
                 full.astype(np.float32),
                 text,
                 clip if quiet else None,
-                twin is not None,
+                taught_by_twin,
+                # the talker alone, where the clip's teacher states are the talker's own
+                clip if quiet else twin if taught_by_twin else None,
+                clip - twin if twin is not None and room_of(row) else None,
             )
         )
     return clips
+
+
+G711 = ("mu-law", "a-law")
+
+
+def room_of(row: TranscribedRow) -> bool:
+    """Whether a recording less its clean twin is its room alone: through G.711 only
+    (a mobile codec codes talker and room together, so their difference holds the
+    talker's coding error too) and with no frames lost (the twin has its talker there)."""
+    return row.clean_path is not None and row.codec in G711 and row.lost_share == 0.0
+
+
+def room_remixes(clips: Sequence[Clip], copies: int, n_mels: int, seed: int) -> list[MixedClip]:
+    """``copies`` new recordings of each clip whose talker is known alone: the talker
+    with the room of another clip behind it, shifted in time, as much below the talker
+    as it was below its own (the runtime's features)."""
+    from faster_whisper.feature_extractor import FeatureExtractor
+
+    talkers = [i for i, c in enumerate(clips) if c.talker_audio is not None and c.text]
+    rooms = [j for j, c in enumerate(clips) if c.room_audio is not None]
+    if copies <= 0 or not talkers or not rooms:
+        return []
+    extractor = FeatureExtractor(feature_size=n_mels)
+    rng = random.Random(f"{seed}:room-remixes")
+    level = {i: speech_rms(a) for i, c in enumerate(clips) if (a := c.talker_audio) is not None}
+    out = []
+    for i in talkers:
+        talker = clips[i].talker_audio
+        assert talker is not None
+        frames = clips[i].features.shape[1]
+        for _ in range(copies):
+            j = rng.choice(rooms)
+            room = clips[j].room_audio
+            assert room is not None
+            mixed = with_room(
+                talker, room, level[i] / max(level[j], 1e-6), rng.randrange(len(room))
+            )
+            out.append(MixedClip(extractor(mixed)[:, :frames].astype(np.float32), i))
+    return out
 
 
 def later(talker: np.ndarray, rng: random.Random) -> np.ndarray:
@@ -177,6 +235,14 @@ def talk_mixtures(
             mixed = mixed / max(peak, 1.0)  # no louder than full scale
             out.append(MixedClip(extractor(mixed)[:, :frames].astype(np.float32), i))
     return out
+
+
+def with_room(talker: np.ndarray, room: np.ndarray, gain: float, shift: int) -> np.ndarray:
+    """``talker`` with ``room`` (rolled by ``shift`` samples, times ``gain``) behind it,
+    brought down to full scale where the sum goes over it."""
+    behind = np.resize(np.roll(room, shift), len(talker)) * gain
+    mixed = (talker + behind).astype(np.float32)
+    return mixed / max(float(np.max(np.abs(mixed))), 1.0)
 
 
 @contextmanager
@@ -247,8 +313,10 @@ def finetune(
         model.config.num_mel_bins,
         options.seed,
     )
+    remixed = room_remixes(clips, options.room_remixes, model.config.num_mel_bins, options.seed)
+    mixtures += remixed
     for c in clips:
-        c.quiet_audio = None  # only the mixtures needed them
+        c.quiet_audio = c.talker_audio = c.room_audio = None  # only the mixtures needed them
     rows = [
         {"input_features": torch.from_numpy(c.features), "teacher_states": t, "labels": y}
         for c, t, y in zip(clips, targets, labels, strict=True)
@@ -298,7 +366,8 @@ def finetune(
     return {
         "clips": len(clips),
         "silent_clips": sum(not c.text for c in clips),
-        "talk_mixtures": len(mixtures),
+        "talk_mixtures": len(mixtures) - len(remixed),
+        "room_remixes": len(remixed),
         "clean_targets": sum(c.taught_by_twin for c in clips),
         "bad_rows": len(manifest.bad),
         "steps": options.steps,

@@ -169,6 +169,8 @@ class TranscribedRow:
     condition: str = ""  # the corpus's channel condition (babble, music, ...), if given
     background_db: float | None = None  # how far below the talker it is, if given
     clean_path: Path | None = None  # the talker alone through the same channel, if given
+    codec: str = ""  # the channel's codec (mu-law, a-law, gsm, amr-nb), if given
+    lost_share: float = 0.0  # share of 20 ms frames lost, if given
 
 
 @dataclass
@@ -197,7 +199,8 @@ class AsrManifest:
 
 def read_asr_manifest(path: Path) -> AsrManifest:
     """``path`` plus ``transcription`` (or ``text``); optional columns ``split``,
-    ``condition``, ``background_db`` and ``clean_path`` (the clip's clean twin)."""
+    ``condition``, ``background_db``, ``clean_path`` (the clip's clean twin), ``codec``
+    and ``lost_share``."""
     columns, rows = _read_csv(path)
     text_column = next((c for c in ("transcription", "text") if c in columns), None)
     if "path" not in columns or text_column is None:
@@ -225,6 +228,8 @@ def read_asr_manifest(path: Path) -> AsrManifest:
                 row.get("condition") or "",
                 float_or_none(row.get("background_db")),
                 _resolve(row["clean_path"], path.parent) if row.get("clean_path") else None,
+                row.get("codec") or "",
+                float_or_none(row.get("lost_share")) or 0.0,
             )
         )
     return report

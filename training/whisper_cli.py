@@ -80,6 +80,7 @@ def _finetune(args: argparse.Namespace) -> int:
         silent_under_talk_db=args.silent_under_talk,
         talk_mixtures=args.talk_mixtures,
         clean_targets=args.clean_targets,
+        room_remixes=args.room_remixes,
         seed=args.seed,
         device=args.device,
     )
