@@ -153,13 +153,13 @@ def test_a_clean_twin_that_is_not_there_makes_a_bad_row(tmp_path: Path):
 
 def test_a_clip_less_its_twin_is_its_room_only_through_g711_with_no_frames_lost():
     twin = Path("a_clean.wav")
-    assert room_of(TranscribedRow(Path("a.wav"), "Hi", "train", "babble", 4.0, twin, "mu-law"))
-    assert room_of(TranscribedRow(Path("a.wav"), "Hi", "train", "noise", 20.0, twin, "a-law"))
+    assert room_of(TranscribedRow(Path("a.wav"), "Hi", "train", "babble", 4.0, twin, "ulaw"))
+    assert room_of(TranscribedRow(Path("a.wav"), "Hi", "train", "noise", 20.0, twin, "alaw"))
     assert not room_of(TranscribedRow(Path("a.wav"), "Hi", "train", "babble", 4.0, twin, "gsm"))
     assert not room_of(TranscribedRow(Path("a.wav"), "Hi", "train", "babble", 4.0, twin, "amr-nb"))
-    lost = TranscribedRow(Path("a.wav"), "Hi", "train", "babble+lost", 4.0, twin, "mu-law", 0.02)
+    lost = TranscribedRow(Path("a.wav"), "Hi", "train", "babble+lost", 4.0, twin, "ulaw", 0.02)
     assert not room_of(lost)
-    assert not room_of(TranscribedRow(Path("a.wav"), "Hi", "train", "none", None, None, "mu-law"))
+    assert not room_of(TranscribedRow(Path("a.wav"), "Hi", "train", "none", None, None, "ulaw"))
 
 
 def write_samples(path: Path, samples: np.ndarray) -> None:
@@ -180,13 +180,13 @@ def test_room_remixes_put_another_clips_room_behind_a_known_talker_at_its_own_de
     write_samples(tmp_path / "c_clean.wav", talker_a)
     (tmp_path / "asr.csv").write_text(
         "path,transcription,condition,background_db,clean_path,codec,lost_share\n"
-        "a.wav,Hello?,noise,20,a_clean.wav,mu-law,0.000\n"
-        "b.wav,Hi there,none,inf,,a-law,0.000\n"
+        "a.wav,Hello?,noise,20,a_clean.wav,ulaw,0.000\n"
+        "b.wav,Hi there,none,inf,,alaw,0.000\n"
         "c.wav,Yes?,noise,20,c_clean.wav,gsm,0.000\n"
     )
     manifest = read_asr_manifest(tmp_path / "asr.csv")
-    assert [(r.codec, r.lost_share) for r in manifest.rows] == [("mu-law", 0.0)] * 1 + [
-        ("a-law", 0.0),
+    assert [(r.codec, r.lost_share) for r in manifest.rows] == [("ulaw", 0.0)] * 1 + [
+        ("alaw", 0.0),
         ("gsm", 0.0),
     ]
     clips = load_clips(manifest, 2.0, 80, clean_targets=True)

@@ -33,6 +33,7 @@ from transformers import (
     WhisperTokenizerFast,
 )
 
+from bridge.audio.codecs import Encoding
 from bridge.audio.resampler import TARGET_RATE
 from bridge.engine.asr import WHISPER_INPUT_S
 from training.conditions import BABBLE, NONE, background_of, mix_below, speech_rms
@@ -159,7 +160,7 @@ def load_clips(
     return clips
 
 
-G711 = ("mu-law", "a-law")
+G711 = (Encoding.ULAW.value, Encoding.ALAW.value)  # the codec column: "ulaw", "alaw"
 
 
 def room_of(row: TranscribedRow) -> bool:
