@@ -18,7 +18,7 @@ import pytest
 
 from training.composed import load_grammar
 from training.conditions import NONE, background_of
-from training.finetune import target_text
+from training.finetune import room_of, target_text
 from training.manifests import read_asr_manifest
 from training.synth import write_wav
 
@@ -287,6 +287,8 @@ def test_fine_tune_export_train_and_load_in_the_service(
         "--talk-mixtures",
         "1",
         "--clean-targets",
+        "--room-remixes",
+        "1",
     )
     summary = json.loads((tuned / "finetune.json").read_text())
     assert summary["clips"] == 12 and summary["steps"] == 3 and summary["last_loss"] > 0
@@ -296,6 +298,9 @@ def test_fine_tune_export_train_and_load_in_the_service(
     assert len(quiet) > 1 and summary["talk_mixtures"] == len(quiet), "one copy of each"
     twins = [r for r in first if r.clean_path is not None]
     assert twins and summary["clean_targets"] == len(twins)
+    talkers = [r for r in quiet + twins if target_text(r, 10.0)]
+    assert any(room_of(r) for r in first), "the small corpus has a G.711 room to remix"
+    assert summary["room_remixes"] == len(talkers), "one copy of each known talker"
     exported = tmp_path / "tuned-ct2"
     amd_train(
         "export", "--checkpoint", str(tuned), "--out", str(exported), "--quantization", "int8"
