@@ -137,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="add N copies of each clip whose talker is known alone (a quiet clip, or with "
         "--clean-targets a clip's twin) with another clip's room behind it (that clip less "
         "its twin, G.711 clips without lost frames only), shifted in time, at the level it "
-        "had below its own talker (default: 0)",
+        "had below its own talker (measured worse end to end: docs/accuracy.md)",
     )
     ft.add_argument("--device", default="auto", help="auto, cpu or cuda")
     ft.add_argument("--seed", type=int, default=1, help="random seed")

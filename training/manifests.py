@@ -169,7 +169,7 @@ class TranscribedRow:
     condition: str = ""  # the corpus's channel condition (babble, music, ...), if given
     background_db: float | None = None  # how far below the talker it is, if given
     clean_path: Path | None = None  # the talker alone through the same channel, if given
-    codec: str = ""  # the channel's codec (mu-law, a-law, gsm, amr-nb), if given
+    codec: str = ""  # the channel's last codec (ulaw, alaw, gsm, amr-nb), if given
     lost_share: float = 0.0  # share of 20 ms frames lost, if given
 
 
