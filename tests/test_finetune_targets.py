@@ -7,15 +7,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from training.finetune import (
     Clip,
+    cached_teacher_states,
     later,
     load_clips,
     room_of,
     room_remixes,
     talk_mixtures,
     target_text,
+    teacher_key,
     transcript_ids,
     with_room,
 )
@@ -218,3 +221,42 @@ def test_a_room_goes_behind_a_talker_shifted_and_scaled_and_never_over_full_scal
     assert np.allclose(short[40:80] - talker[40:80], room[:40]), "a short room repeats"
     loud = with_room(np.full(100, 0.9, np.float32), np.full(100, 0.6, np.float32), 1.0, 0)
     assert np.allclose(loud, 1.0), "brought down to full scale"
+
+
+def test_teacher_states_are_kept_and_reused_only_for_the_same_weights_and_clips(
+    tmp_path: Path,
+) -> None:
+    checkpoint = tmp_path / "checkpoint"
+    checkpoint.mkdir()
+    (checkpoint / "model.safetensors").write_bytes(b"weights one")
+    clips = [
+        Clip(np.zeros((80, 200), np.float32), np.full((80, 3000), v, np.float32), "hi")
+        for v in (0.1, 0.2)
+    ]
+    key = teacher_key(checkpoint, clips, 100)
+    computed: list[int] = []
+
+    def compute() -> list[torch.Tensor]:
+        computed.append(1)
+        return [torch.full((100, 4), float(len(computed)), dtype=torch.float16)] * 2
+
+    cache = tmp_path / "cache" / "teacher.pt"
+    first = cached_teacher_states(cache, key, compute)
+    again = cached_teacher_states(cache, key, compute)
+    assert len(computed) == 1 and cache.is_file(), "the second run read the file"
+    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+    assert not list(cache.parent.glob("*.partial"))
+
+    clips[1].padded[0, 0] = 0.5  # another teacher input: another key, computed again
+    assert teacher_key(checkpoint, clips, 100) != key
+    assert teacher_key(checkpoint, clips[:1], 100) != teacher_key(checkpoint, clips[:1], 50)
+    changed = teacher_key(checkpoint, clips, 100)
+    (checkpoint / "model.safetensors").write_bytes(b"weights two")
+    assert teacher_key(checkpoint, clips, 100) != changed, "other weights"
+    fresh = cached_teacher_states(cache, teacher_key(checkpoint, clips, 100), compute)
+    assert len(computed) == 2 and float(fresh[0][0, 0]) == 2.0
+
+    cache.write_bytes(b"not a torch file")  # a broken file is computed again, not fatal
+    cached_teacher_states(cache, key, compute)
+    assert len(computed) == 3
+    assert cached_teacher_states(None, "", compute) and len(computed) == 4, "no cache: computed"

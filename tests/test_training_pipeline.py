@@ -289,7 +289,10 @@ def test_fine_tune_export_train_and_load_in_the_service(
         "--clean-targets",
         "--room-remixes",
         "1",
+        "--teacher-cache",
+        str(tmp_path / "teacher.pt"),
     )
+    assert (tmp_path / "teacher.pt").is_file(), "the teacher's states kept for the next run"
     summary = json.loads((tuned / "finetune.json").read_text())
     assert summary["clips"] == 12 and summary["steps"] == 3 and summary["last_loss"] > 0
     first = [r for r in read_asr_manifest(corpus / "asr.csv").rows if r.split == "train"][:12]

@@ -139,6 +139,13 @@ def build_parser() -> argparse.ArgumentParser:
         "its twin, G.711 clips without lost frames only), shifted in time, at the level it "
         "had below its own talker (measured worse end to end: docs/accuracy.md)",
     )
+    ft.add_argument(
+        "--teacher-cache",
+        type=Path,
+        metavar="FILE",
+        help="keep the teacher's encoder states in FILE and reuse them while the checkpoint "
+        "and the clips' teacher inputs are the same (they are most of a CPU run's time)",
+    )
     ft.add_argument("--device", default="auto", help="auto, cpu or cuda")
     ft.add_argument("--seed", type=int, default=1, help="random seed")
     ft.add_argument("--force", action="store_true", help="replace a non-empty folder")

@@ -15,10 +15,11 @@ to CTranslate2 sees a plain Whisper model.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +79,10 @@ class FinetuneOptions:
     # under its own talker. Trained towards the talker's transcript and clean states: new
     # pairs of talker and room at every copy, so the encoder cannot learn the rooms.
     room_remixes: int = 0
+    # A file that keeps the teacher's states between runs: reused when the model's
+    # weights and every clip's teacher input are the same (``teacher_key``), else
+    # computed again and the file replaced. None: always computed, never kept.
+    teacher_cache: Path | None = None
     seed: int = 1
     device: str = "auto"  # auto, cpu, cuda
 
@@ -283,6 +288,42 @@ def teacher_states(model: Any, clips: Sequence[Clip], positions: int, batch: int
     return out
 
 
+def teacher_key(checkpoint: Path, clips: Sequence[Clip], positions: int) -> str:
+    """A digest of everything the teacher's states depend on: the checkpoint's weight
+    files, the frames kept, and each clip's padded features (its teacher input)."""
+    digest = hashlib.sha256(f"positions={positions}".encode())
+    for weights in sorted(checkpoint.glob("*.safetensors")) + sorted(checkpoint.glob("*.bin")):
+        digest.update(weights.name.encode())
+        digest.update(weights.read_bytes())
+    for clip in clips:
+        digest.update(np.ascontiguousarray(clip.padded, dtype=np.float32).tobytes())
+    return digest.hexdigest()
+
+
+def cached_teacher_states(
+    cache: Path | None, key: str, compute: Callable[[], list[Any]]
+) -> list[Any]:
+    """``compute()``, or the states ``cache`` holds when it was written for ``key``;
+    computed states are written to ``cache`` (whole or not at all)."""
+    if cache is not None and cache.is_file():
+        try:
+            saved = torch.load(cache, weights_only=True)
+        except Exception as exc:  # a truncated or foreign file: compute again
+            log.warning("teacher states in %s unreadable (%s): computing them again", cache, exc)
+        else:
+            if isinstance(saved, dict) and saved.get("key") == key:
+                log.info("teacher states: %d clips from %s", len(saved["states"]), cache)
+                return list(saved["states"])
+            log.info("teacher states in %s are for other clips or weights: computing", cache)
+    states = compute()
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        partial = cache.with_name(cache.name + ".partial")
+        torch.save({"key": key, "states": states}, partial)
+        partial.replace(cache)
+    return states
+
+
 def finetune(
     checkpoint: Path, manifest: AsrManifest, out_dir: Path, options: FinetuneOptions
 ) -> dict[str, Any]:
@@ -303,7 +344,11 @@ def finetune(
     if not clips:
         raise ValueError("no usable clips in the manifest")
     positions = int(options.clip_s * FRAMES_PER_S) // 2  # the encoder halves the frame rate
-    targets = teacher_states(model, clips, positions, options.batch_size)
+    targets = cached_teacher_states(
+        options.teacher_cache,
+        teacher_key(checkpoint, clips, positions) if options.teacher_cache else "",
+        lambda: teacher_states(model, clips, positions, options.batch_size),
+    )
     prefix = tokenizer.convert_tokens_to_ids(["<|notimestamps|>"])
     eot = tokenizer.convert_tokens_to_ids("<|endoftext|>")
     labels = [torch.tensor(prefix + transcript_ids(tokenizer, c.text) + [eot]) for c in clips]

@@ -81,6 +81,7 @@ def _finetune(args: argparse.Namespace) -> int:
         talk_mixtures=args.talk_mixtures,
         clean_targets=args.clean_targets,
         room_remixes=args.room_remixes,
+        teacher_cache=args.teacher_cache,
         seed=args.seed,
         device=args.device,
     )
@@ -90,7 +91,7 @@ def _finetune(args: argparse.Namespace) -> int:
         if manifest.bad:
             manifest.write_bad_rows(args.out.parent / f"{args.out.name}.bad-rows.csv")
             log.warning("%d bad rows skipped", len(manifest.bad))
-    summary["options"] = options.__dict__
+    summary["options"] = {k: str(v) if isinstance(v, Path) else v for k, v in vars(options).items()}
     (args.out / "finetune.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(
         f"{summary['clips']} clips ({summary['silent_clips']} trained to say nothing), "
