@@ -15,7 +15,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bridge.engine.models import embedded_whisper_dir
-from training.asr_eval import NOT_GIVEN, by_background, load, normalize, word_errors
+from training.asr_eval import (
+    NOT_GIVEN,
+    by_background,
+    load,
+    load_recordings,
+    normalize,
+    word_errors,
+    words_in_order,
+)
 from training.classifier import Example, split_by_group
 from training.corpus import held_out, opening_phrases, split_templates
 from training.ct2_whisper import (
@@ -128,6 +136,44 @@ def test_word_errors_after_normalizing() -> None:
     ]
     assert word_errors(["a", "b", "c"], ["a", "x", "c", "d"]) == 2
     assert word_errors([], ["a"]) == 1
+
+
+def test_words_heard_in_order_are_the_longest_common_subsequence() -> None:
+    said = normalize("Hello, who is this?")
+    assert words_in_order(said, normalize("hello this is who")) == 2
+    assert words_in_order(said, normalize("uh hello who is this please")) == 4
+    assert words_in_order(said, []) == 0 and words_in_order([], said) == 0
+
+
+@given(
+    st.lists(st.sampled_from("abcde"), max_size=8), st.lists(st.sampled_from("abcde"), max_size=8)
+)
+def test_words_in_order_never_exceed_either_side_and_agree_with_word_errors(
+    reference: list[str], hypothesis: list[str]
+) -> None:
+    found = words_in_order(reference, hypothesis)
+    assert found == words_in_order(hypothesis, reference)
+    assert 0 <= found <= min(len(reference), len(hypothesis))
+    # Each word not matched costs at most one edit on its side.
+    assert word_errors(reference, hypothesis) <= len(reference) + len(hypothesis) - 2 * found
+
+
+def test_recordings_that_cannot_be_read_are_reported_not_fatal(tmp_path: Path) -> None:
+    write_wav(tmp_path / "ok.wav", 6.0)
+    (tmp_path / "broken.wav").write_bytes(b"RIFF not really")
+    (tmp_path / "manifest.csv").write_text(
+        "path,label,text,condition,background_db\n"
+        "ok.wav,human,Hello?,babble,4.0\n"
+        "broken.wav,machine,Leave a message,,\n"
+        "ok.wav,machine,,,\n"
+    )
+    report = read_classification_manifest(tmp_path / "manifest.csv")
+    recordings = load_recordings(report, 5.0)
+    assert [(r.reference, r.background, len(r.audio)) for r in recordings] == [
+        ("Hello?", "talk 0-10 dB below", 5 * 16000)
+    ]
+    assert [reason for _, reason in report.bad][1:] == ["no path or no text"]
+    assert "broken.wav" in report.bad[0][0]["path"] and report.bad[0][1]
 
 
 def test_splits_are_reproducible_and_hold_out_both_labels() -> None:

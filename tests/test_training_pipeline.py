@@ -261,6 +261,49 @@ def test_export_refuses_to_overwrite_without_force(imported: Path, tmp_path: Pat
     assert bad.returncode == 2 and "int8" in bad.stderr
 
 
+def test_asr_eval_hears_whole_recordings_at_each_window(corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "heard.json"
+    proc = amd_train(
+        "asr-eval",
+        "--recordings",
+        str(corpus / "manifest.csv"),
+        "--model",
+        "embedded",
+        "--decoding",
+        "short",
+        "--windows",
+        "4,2",
+        "--out",
+        str(out),
+    )
+    held_out = [r for r in rows(corpus / "manifest.csv") if r["split"] == "test"]
+    result = json.loads(out.read_text())
+    assert result["recordings"] == len(held_out) > 0 and result["bad_rows"] == 0
+    windows = result["models"]["embedded"]["short"]
+    assert list(windows) == ["2", "4"], "in order of time, whatever order they were given"
+    for w in windows.values():
+        assert w["recordings"] == len(held_out)
+        assert sum(b["recordings"] for b in w["by_background"].values()) == len(held_out)
+        assert 0 <= w["share_of_text_heard"] <= 1 and w["not_said_per_recording"] >= 0
+    assert windows["4"]["heard_per_recording"] > 1, "tiny.en hears TTS speech in 4 s"
+    assert all(band in proc.stdout for band in windows["2"]["by_background"])
+    bad = amd_train(
+        "asr-eval",
+        "--recordings",
+        str(corpus / "manifest.csv"),
+        "--model",
+        "embedded",
+        "--windows",
+        "two",
+        ok=False,
+    )
+    assert bad.returncode == 2 and "--windows 'two'" in bad.stderr
+    both = amd_train(
+        "asr-eval", "--recordings", "a.csv", "--manifest", "b.csv", "--model", "embedded", ok=False
+    )
+    assert both.returncode == 2 and "not allowed with" in both.stderr
+
+
 def test_fine_tune_export_train_and_load_in_the_service(
     corpus: Path, imported: Path, tmp_path: Path
 ) -> None:

@@ -1,10 +1,18 @@
 """``amd-train asr-eval``: word error rate of Whisper models on short clips, decoded
-on the clip alone (as the service does) and padded to 30 s (as Whisper was trained).
+on the clip alone (as the service does) and padded to 30 s (as Whisper was trained);
+and what they hear of whole recordings cut at the service's decision windows.
 
 Clips come from an ASR manifest whose transcription is everything said in the
 clip (``amd-train corpus`` writes such clips to ``asr.csv``). Text is compared
 after lower-casing and dropping punctuation; digits are spelled out, since
 Whisper writes "5" where a prompt's text says "five".
+
+A recording's text goes on past a window, and how much of it falls inside is not
+known, so a window has no word error rate. It is measured by the text's words the
+model wrote there in the text's order (``words_in_order``) and by the words it wrote
+that are not those (``written - heard``). A model that stops early, or that writes
+the room instead of the talker, shows on the longer windows, which clips of 2 s
+cannot see.
 """
 
 from __future__ import annotations
@@ -18,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from bridge.engine.asr import AsrOptions, ShortContextWhisper
-from training.manifests import AsrManifest, background_band
+from bridge.errors import AudioFileError
+from training.manifests import AsrManifest, ManifestReport, background_band, read_16k
 
 _DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 
@@ -97,3 +106,87 @@ def score(
         "by_background": by_background(counts),
         "examples": examples,
     }
+
+
+def words_in_order(reference: Sequence[str], hypothesis: Sequence[str]) -> int:
+    """How many of ``reference``'s words ``hypothesis`` holds in the same order (the
+    longest common subsequence)."""
+    previous = [0] * (len(hypothesis) + 1)
+    for ref in reference:
+        current = [0]
+        for j, hyp in enumerate(hypothesis, start=1):
+            current.append(previous[j - 1] + 1 if ref == hyp else max(previous[j], current[j - 1]))
+        previous = current
+    return previous[-1]
+
+
+@dataclass(frozen=True)
+class RecordingText:
+    audio: np.ndarray  # 16 kHz, cut at the longest window
+    reference: str  # everything the recording says
+    background: str = NOT_GIVEN
+
+
+def load_recordings(report: ManifestReport, longest_s: float) -> list[RecordingText]:
+    """The manifest's recordings with their text; an unreadable file goes to
+    ``report.bad`` with its reason."""
+    out = []
+    for row in report.rows:
+        if row.path is None or not row.text:
+            report.bad.append(
+                ({"path": str(row.path or ""), "text": row.text or ""}, "no path or no text")
+            )
+            continue
+        try:
+            audio = read_16k(row.path)
+        except AudioFileError as exc:
+            report.bad.append(({"path": str(row.path), "text": row.text}, str(exc)))
+            continue
+        band = dict(row.facets).get("background", NOT_GIVEN)
+        out.append(RecordingText(audio[: int(longest_s * 16000)], row.text, band))
+    return out
+
+
+def _heard_totals(counts: Sequence[tuple[int, int, int]]) -> dict[str, Any]:
+    """Per recording on average: reference words heard in order, words written that are
+    not those, and the share of the reference's words heard; from ``(heard, written,
+    reference words)`` per recording."""
+    n = max(len(counts), 1)
+    heard = sum(c[0] for c in counts)
+    return {
+        "recordings": len(counts),
+        "heard_per_recording": heard / n,
+        "not_said_per_recording": sum(c[1] - c[0] for c in counts) / n,
+        "share_of_text_heard": heard / max(sum(c[2] for c in counts), 1),
+    }
+
+
+def score_recordings(
+    model_dir: Path,
+    recordings: Sequence[RecordingText],
+    windows: Sequence[float],
+    pad_to_30s: bool,
+    batch: int = 16,
+) -> dict[str, Any]:
+    """What the model hears of each recording cut at each window, overall and per
+    background band."""
+    asr = ShortContextWhisper(model_dir, AsrOptions(pad_to_30s=pad_to_30s))
+    out: dict[str, Any] = {}
+    for window in windows:
+        counts: dict[str, list[tuple[int, int, int]]] = {}
+        examples: list[dict[str, str]] = []
+        for i in range(0, len(recordings), batch):
+            part = recordings[i : i + batch]
+            clips = [r.audio[: int(window * 16000)] for r in part]
+            for rec, heard in zip(part, asr.transcribe_batch(clips), strict=True):
+                ref, hyp = normalize(rec.reference), normalize(heard.text)
+                found = words_in_order(ref, hyp)
+                for key in ("all", rec.background):
+                    counts.setdefault(key, []).append((found, len(hyp), len(ref)))
+                if found < len(hyp) and len(examples) < 4:
+                    examples.append({"reference": rec.reference, "heard": heard.text})
+        out[f"{window:g}"] = _heard_totals(counts.pop("all", [])) | {
+            "by_background": {band: _heard_totals(c) for band, c in sorted(counts.items())},
+            "examples": examples,
+        }
+    return out

@@ -170,11 +170,26 @@ def build_parser() -> argparse.ArgumentParser:
     ov.add_argument("--out", type=Path, required=True, help="overlay folder to write")
     ov.add_argument("--force", action="store_true", help="replace a non-empty folder")
 
-    ae = _command(commands, "asr-eval", help="WER of Whisper models on short clips")
-    ae.add_argument("--manifest", type=Path, required=True, help="CSV: path,transcription")
+    ae = _command(
+        commands,
+        "asr-eval",
+        help="WER of Whisper models on short clips, or what they hear of whole recordings",
+    )
+    source = ae.add_mutually_exclusive_group(required=True)
+    source.add_argument("--manifest", type=Path, help="ASR clips, CSV: path,transcription")
+    source.add_argument(
+        "--recordings",
+        type=Path,
+        help="recordings, CSV: path,label,text (amd-train corpus's manifest.csv): each cut at "
+        "--windows, scored by the text's words heard in order and words written that it "
+        "does not say",
+    )
     ae.add_argument("--model", action="append", required=True, help="'embedded' or a folder")
     ae.add_argument("--split", default="test", help="use rows of this split ('' for all)")
     ae.add_argument("--clip-s", type=float, default=2.0, help="seconds of audio per clip")
+    ae.add_argument(
+        "--windows", default="2,3,4,5", help="with --recordings: seconds to cut each at"
+    )
     ae.add_argument(
         "--decoding", choices=("short", "padded", "both"), default="both", help="how to decode"
     )

@@ -52,6 +52,17 @@ def _import(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_windows(text: str) -> list[float]:
+    """``2,3,4,5`` as seconds; anything else is a ValueError that says what to give."""
+    try:
+        windows = sorted({float(w) for w in text.split(",") if w.strip()})
+    except ValueError:
+        windows = []
+    if not windows or windows[0] <= 0:
+        raise ValueError(f"--windows {text!r}: give seconds above 0 like 2,3,4,5")
+    return windows
+
+
 def _rows(path: Path, split: str) -> AsrManifest:
     manifest = read_asr_manifest(path)
     if split:
@@ -129,6 +140,8 @@ def _overlay(args: argparse.Namespace) -> int:
 def _asr_eval(args: argparse.Namespace) -> int:
     from training.asr_eval import load, score
 
+    if args.recordings:
+        return _asr_eval_recordings(args)
     manifest = _rows(args.manifest, args.split)
     clips = load(manifest, args.clip_s)
     results: dict[str, Any] = {"manifest": str(args.manifest), "split": args.split}
@@ -145,6 +158,50 @@ def _asr_eval(args: argparse.Namespace) -> int:
             print(f"{spec[-40:]:40} {mode:10} {r['wer']:7.3f} {r['looped']:7d}")
             for band, b in r["by_background"].items():
                 print(f"  {band:38} {mode:10} {b['wer']:7.3f}   ({b['clips']} clips)")
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+def _asr_eval_recordings(args: argparse.Namespace) -> int:
+    from training.asr_eval import load_recordings, score_recordings
+    from training.manifests import read_classification_manifest
+
+    windows = parse_windows(args.windows)
+    report = read_classification_manifest(args.recordings)
+    if args.split:
+        report.rows = [r for r in report.rows if r.split == args.split]
+    recordings = load_recordings(report, max(windows))
+    if not recordings:
+        raise ValueError(
+            f"{args.recordings}: no readable recordings with a text"
+            + (f" in split {args.split!r}" if args.split else "")
+        )
+    results: dict[str, Any] = {"recordings_manifest": str(args.recordings), "split": args.split}
+    results |= {"windows_s": windows, "recordings": len(recordings), "bad_rows": len(report.bad)}
+    results["models"] = {}
+    print(
+        f"{len(recordings)} recordings; per recording: the text's words heard in order, "
+        "and words written that it does not say"
+    )
+    print(f"{'model':40} {'decoding':10} {'window':>6} {'heard':>6} {'not said':>8}")
+    modes = {"short": (False,), "padded": (True,), "both": (False, True)}[args.decoding]
+    for spec in args.model:
+        path = resolve_whisper_model(spec)
+        for padded in modes:
+            mode = "padded-30s" if padded else "short"
+            r = score_recordings(path, recordings, windows, pad_to_30s=padded)
+            results["models"].setdefault(spec, {})[mode] = r
+            for window, w in r.items():
+                print(
+                    f"{spec[-40:]:40} {mode:10} {window:>5}s {w['heard_per_recording']:6.2f} "
+                    f"{w['not_said_per_recording']:8.2f}"
+                )
+                for band, b in w["by_background"].items():
+                    print(
+                        f"  {band:38} {'':10} {'':6} {b['heard_per_recording']:6.2f} "
+                        f"{b['not_said_per_recording']:8.2f}   ({b['recordings']})"
+                    )
     if args.out:
         args.out.write_text(json.dumps(results, indent=2) + "\n")
     return 0
