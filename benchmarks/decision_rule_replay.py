@@ -4,6 +4,7 @@ calibrated than the one scale the shipped classifier has.
 
     python benchmarks/decision_rule_replay.py --corpus build/defaults/corpus \
         [--whisper-model embedded-short] [--cache replay-cache.jsonl] [--json out.json]
+        [--asr-tail-silence-s 0.0]
 
 The corpus is what ``amd-train corpus`` writes (``manifest.csv`` with its fixed ``split``
 column). Every recording is transcribed once, as ``amd-train classifier`` does it (the
@@ -100,10 +101,12 @@ class ScoringWhisper:
             return results
 
 
-def transcribe(corpus: Path, whisper_model: str) -> Iterator[dict[str, Any]]:
+def transcribe(
+    corpus: Path, whisper_model: str, options: AsrOptions | None = None
+) -> Iterator[dict[str, Any]]:
     """Every recording at its side's windows, as cache lines."""
     report = read_classification_manifest(corpus / "manifest.csv")
-    transcriber = Transcriber(resolve_whisper_model(whisper_model), AsrOptions())
+    transcriber = Transcriber(resolve_whisper_model(whisper_model), options or AsrOptions())
     scoring = ScoringWhisper(transcriber.asr.model)
     transcriber.asr.model = scoring
     for n, row in enumerate(report.rows, start=1):
@@ -123,6 +126,7 @@ def transcribe(corpus: Path, whisper_model: str) -> Iterator[dict[str, Any]]:
                 "text": h.asr.text,
                 "logprob": score,
                 "timing": asdict(h.timing),
+                "tail_silence_s": transcriber.asr.options.tail_silence_s,
             }
         if n % 200 == 0:
             print(f"transcribed {n} of {len(report.rows)} recordings", file=sys.stderr)
@@ -411,14 +415,30 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, required=True, help="amd-train corpus output")
     parser.add_argument("--whisper-model", default="embedded-short")
     parser.add_argument("--cache", type=Path, default=Path("replay-cache.jsonl"))
+    parser.add_argument(
+        "--asr-tail-silence-s",
+        type=float,
+        default=0.0,
+        help="silence appended to each clip before Whisper (the service's "
+        "AMD_ASR_TAIL_SILENCE_S); the cache records it, and one made with another value "
+        "is refused",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     t0 = time.perf_counter()
     if not args.cache.exists():
         with args.cache.open("w") as fh:
-            for line in transcribe(args.corpus, args.whisper_model):
+            options = AsrOptions(tail_silence_s=args.asr_tail_silence_s)
+            for line in transcribe(args.corpus, args.whisper_model, options):
                 fh.write(json.dumps(line) + "\n")
-    heard = load([json.loads(line) for line in args.cache.read_text().splitlines()])
+    lines = [json.loads(line) for line in args.cache.read_text().splitlines()]
+    made_with = {line.get("tail_silence_s", 0.0) for line in lines}
+    if made_with != {args.asr_tail_silence_s}:
+        parser.error(
+            f"{args.cache} was transcribed with --asr-tail-silence-s "
+            f"{', '.join(map(str, sorted(made_with)))}; give another --cache"
+        )
+    heard = load(lines)
     train = [h for h in heard if h.example.split == "train"]
     held = [h for h in heard if h.example.split == "test"]
     model = fit([h.example for h in train])

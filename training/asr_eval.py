@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -167,10 +167,11 @@ def score_recordings(
     windows: Sequence[float],
     pad_to_30s: bool,
     batch: int = 16,
+    options: AsrOptions | None = None,
 ) -> dict[str, Any]:
     """What the model hears of each recording cut at each window, overall and per
-    background band."""
-    asr = ShortContextWhisper(model_dir, AsrOptions(pad_to_30s=pad_to_30s))
+    background band (decoded with ``options``, the service's defaults if not given)."""
+    asr = ShortContextWhisper(model_dir, replace(options or AsrOptions(), pad_to_30s=pad_to_30s))
     out: dict[str, Any] = {}
     for window in windows:
         counts: dict[str, list[tuple[int, int, int]]] = {}

@@ -87,14 +87,9 @@ def _segments(flags: npt.NDArray[np.bool_]) -> int:
     return int(flags[0]) + int(np.count_nonzero(flags[1:] & ~flags[:-1]))
 
 
-def timing_from_probabilities(
-    probs: Float32Array,
-    clip_s: float,
-    threshold: float,
-    levels_db: Float32Array | None = None,
-) -> TimingFeatures:
-    """Turn per-window speech probabilities (and, when given, the windows' levels) into
-    the classifier's timing features."""
+def speech_flags(probs: Float32Array, threshold: float) -> npt.NDArray[np.bool_]:
+    """Which windows are speech: from one that clears ``threshold`` until one falls below
+    ``threshold - 0.15``."""
     low = threshold - 0.15
     speaking = False
     flags = np.zeros(len(probs), dtype=bool)
@@ -104,6 +99,18 @@ def timing_from_probabilities(
         elif p < low:
             speaking = False
         flags[i] = speaking
+    return flags
+
+
+def timing_from_probabilities(
+    probs: Float32Array,
+    clip_s: float,
+    threshold: float,
+    levels_db: Float32Array | None = None,
+) -> TimingFeatures:
+    """Turn per-window speech probabilities (and, when given, the windows' levels) into
+    the classifier's timing features."""
+    flags = speech_flags(probs, threshold)
     speech_idx = np.flatnonzero(flags)
     if len(speech_idx) == 0:
         return TimingFeatures(clip_s, 0.0, clip_s, 0, clip_s)
