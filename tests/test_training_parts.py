@@ -176,6 +176,15 @@ def test_recordings_that_cannot_be_read_are_reported_not_fatal(tmp_path: Path) -
     assert "broken.wav" in report.bad[0][0]["path"] and report.bad[0][1]
 
 
+@pytest.mark.parametrize("given", ["", "two", "0,2", "2,nan", "-1", "inf"])
+def test_windows_that_are_not_seconds_are_refused_with_what_to_give(given: str) -> None:
+    from training.whisper_cli import parse_windows
+
+    with pytest.raises(ValueError, match="give seconds above 0 like 2,3,4,5"):
+        parse_windows(given)
+    assert parse_windows("5, 2,3,2") == [2.0, 3.0, 5.0]
+
+
 def test_splits_are_reproducible_and_hold_out_both_labels() -> None:
     templates = [Template(f"h{i}", "human", "Hello?") for i in range(8)] + [
         Template(f"m{i}", "machine", "Leave a message.") for i in range(8)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import shutil
 import sys
 from pathlib import Path
@@ -58,7 +59,7 @@ def parse_windows(text: str) -> list[float]:
         windows = sorted({float(w) for w in text.split(",") if w.strip()})
     except ValueError:
         windows = []
-    if not windows or windows[0] <= 0:
+    if not windows or windows[0] <= 0 or not all(math.isfinite(w) for w in windows):
         raise ValueError(f"--windows {text!r}: give seconds above 0 like 2,3,4,5")
     return windows
 
@@ -177,6 +178,8 @@ def _asr_eval_recordings(args: argparse.Namespace) -> int:
             f"{args.recordings}: no readable recordings with a text"
             + (f" in split {args.split!r}" if args.split else "")
         )
+    for row, reason in report.bad:
+        print(f"amd-train: skipped {row.get('path', '')}: {reason}", file=sys.stderr)
     results: dict[str, Any] = {"recordings_manifest": str(args.recordings), "split": args.split}
     results |= {"windows_s": windows, "recordings": len(recordings), "bad_rows": len(report.bad)}
     results["models"] = {}
