@@ -11,7 +11,7 @@ it: the text's words heard in order and the words written that the text does not
 per recording, in all and per background band, with the seconds each option took.
 
 The foreground gate lowers by 20 dB every 32 ms window that the VAD's foreground rule
-(``bridge.engine.vad.foreground_timing``, with the gate's dB in place of its 9) does
+(``bridge.engine.vad.foreground_flags``, with the gate's dB in place of its 9) does
 not count as the loudest voice, with a linear ramp between windows, before Whisper hears
 the clip. Nothing is asserted; the figures are in ``docs/accuracy.md``.
 """
@@ -22,7 +22,7 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +30,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bridge.audio.resampler import TARGET_RATE
 from bridge.engine import vad
 from bridge.engine.asr import AsrOptions
 from bridge.engine.models import resolve_whisper_model
 from training.asr_eval import RecordingText, load_recordings, score_recordings
 from training.manifests import read_classification_manifest
+from training.whisper_cli import parse_windows
 
 GATE_ATTENUATION_DB = 20.0
 
@@ -44,32 +46,15 @@ def foreground_gate(timer: vad.SpeechTimer, gate_db: float) -> Callable[[np.ndar
 
     def gate(clip: np.ndarray) -> np.ndarray:
         flags = vad.speech_flags(timer.speech_probabilities(clip), timer.threshold)
-        levels = vad.window_levels_db(clip)
         if not flags.any():
             return clip
-        loud = float(np.percentile(levels[flags], 90))
-        foreground = flags & vad._near(flags & (levels >= loud - gate_db), vad.FOREGROUND_REACH)
+        foreground, _ = vad.foreground_flags(flags, vad.window_levels_db(clip), gate_db)
         window_gain = np.where(foreground, 1.0, 10 ** (-GATE_ATTENUATION_DB / 20))
         centres = (np.arange(len(window_gain)) + 0.5) * vad.WINDOW
         gain = np.interp(np.arange(len(clip)), centres, window_gain)
         return (clip * gain).astype(np.float32)
 
     return gate
-
-
-def gated(
-    recordings: Sequence[RecordingText],
-    gate: Callable[[np.ndarray], np.ndarray],
-    windows: Sequence[float],
-) -> dict[float, list[RecordingText]]:
-    """Per window, the recordings cut there and gated (the gate sees only the window)."""
-    return {
-        w: [
-            RecordingText(gate(r.audio[: int(w * 16000)]), r.reference, r.background)
-            for r in recordings
-        ]
-        for w in windows
-    }
 
 
 def main() -> None:
@@ -81,7 +66,7 @@ def main() -> None:
     parser.add_argument("--windows", default="2,3,4,5")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    windows = [float(w) for w in args.windows.split(",")]
+    windows = parse_windows(args.windows)
     report = read_classification_manifest(args.recordings)
     report.rows = [r for r in report.rows if r.split == "test"]
     recordings = load_recordings(report, max(windows))
@@ -103,8 +88,13 @@ def main() -> None:
     for gate_db in (9.0, 6.0):
         name = f"foreground gate at {gate_db:g} dB"
         t0 = time.perf_counter()
+        gate = foreground_gate(timer, gate_db)
         result = {}
-        for w, cut in gated(recordings, foreground_gate(timer, gate_db), windows).items():
+        for w in windows:  # the gate sees only the window, as the service would
+            cut = [
+                RecordingText(gate(r.audio[: int(w * TARGET_RATE)]), r.reference, r.background)
+                for r in recordings
+            ]
             result |= score_recordings(model, cut, (w,), False)
         out["options"][name] = _show(name, result, time.perf_counter() - t0)
     if args.json:

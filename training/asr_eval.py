@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from bridge.audio.resampler import TARGET_RATE
 from bridge.engine.asr import AsrOptions, ShortContextWhisper
 from bridge.errors import AudioFileError
 from training.manifests import AsrManifest, ManifestReport, background_band, read_16k
@@ -143,7 +144,7 @@ def load_recordings(report: ManifestReport, longest_s: float) -> list[RecordingT
             report.bad.append(({"path": str(row.path), "text": row.text}, str(exc)))
             continue
         band = dict(row.facets).get("background", NOT_GIVEN)
-        out.append(RecordingText(audio[: int(longest_s * 16000)], row.text, band))
+        out.append(RecordingText(audio[: int(longest_s * TARGET_RATE)], row.text, band))
     return out
 
 
@@ -178,7 +179,7 @@ def score_recordings(
         examples: list[dict[str, str]] = []
         for i in range(0, len(recordings), batch):
             part = recordings[i : i + batch]
-            clips = [r.audio[: int(window * 16000)] for r in part]
+            clips = [r.audio[: int(window * TARGET_RATE)] for r in part]
             for rec, heard in zip(part, asr.transcribe_batch(clips), strict=True):
                 ref, hyp = normalize(rec.reference), normalize(heard.text)
                 found = words_in_order(ref, hyp)

@@ -128,6 +128,16 @@ def timing_from_probabilities(
     return foreground_timing(overall, flags, levels_db)
 
 
+def foreground_flags(
+    flags: npt.NDArray[np.bool_], levels_db: Float32Array, within_db: float = FOREGROUND_DB
+) -> tuple[npt.NDArray[np.bool_], float]:
+    """The loudest voice's windows among the speech ``flags`` (a non-empty clip of
+    speech): those within ``within_db`` of the loud speech (its 90th percentile level,
+    also returned), and the speech windows within ``FOREGROUND_REACH`` of them."""
+    loud = float(np.percentile(levels_db[flags], 90))
+    return flags & _near(flags & (levels_db >= loud - within_db), FOREGROUND_REACH), loud
+
+
 def foreground_timing(
     overall: TimingFeatures, flags: npt.NDArray[np.bool_], levels_db: Float32Array
 ) -> TimingFeatures:
@@ -135,10 +145,8 @@ def foreground_timing(
     loud speech (its 90th percentile level), and those within ``FOREGROUND_REACH`` of
     them, are the foreground; the other speech windows are people behind the talker.
     The noise floor is the quietest tenth of the clip."""
-    speech_levels = levels_db[flags]
-    loud = float(np.percentile(speech_levels, 90))
+    foreground, loud = foreground_flags(flags, levels_db)
     floor = float(np.percentile(levels_db, 10))
-    foreground = flags & _near(flags & (levels_db >= loud - FOREGROUND_DB), FOREGROUND_REACH)
     fg_idx = np.flatnonzero(foreground)
     last = int(fg_idx[-1]) if len(fg_idx) else -1
     return replace(
