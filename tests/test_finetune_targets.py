@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +12,12 @@ import torch
 
 from training.finetune import (
     Clip,
+    SameLengthBatches,
+    Teaching,
     cached_teacher_states,
     later,
     load_clips,
+    load_windows,
     room_of,
     room_remixes,
     talk_mixtures,
@@ -233,30 +237,82 @@ def test_teacher_states_are_kept_and_reused_only_for_the_same_weights_and_clips(
         Clip(np.zeros((80, 200), np.float32), np.full((80, 3000), v, np.float32), "hi")
         for v in (0.1, 0.2)
     ]
-    key = teacher_key(checkpoint, clips, 100)
+    key = teacher_key(checkpoint, clips)
     computed: list[int] = []
 
-    def compute() -> list[torch.Tensor]:
+    def compute() -> Teaching:
         computed.append(1)
-        return [torch.full((100, 4), float(len(computed)), dtype=torch.float16)] * 2
+        states = [torch.full((100, 4), float(len(computed)), dtype=torch.float16)] * 2
+        return Teaching(states, [None, f"run {len(computed)}"])
 
     cache = tmp_path / "cache" / "teacher.pt"
     first = cached_teacher_states(cache, key, compute)
     again = cached_teacher_states(cache, key, compute)
     assert len(computed) == 1 and cache.is_file(), "the second run read the file"
-    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(first.states, again.states, strict=True))
+    assert again.texts == [None, "run 1"], "the decoded texts are kept too"
     assert not list(cache.parent.glob("*.partial"))
 
     clips[1].padded[0, 0] = 0.5  # another teacher input: another key, computed again
-    assert teacher_key(checkpoint, clips, 100) != key
-    assert teacher_key(checkpoint, clips[:1], 100) != teacher_key(checkpoint, clips[:1], 50)
-    changed = teacher_key(checkpoint, clips, 100)
+    assert teacher_key(checkpoint, clips) != key
+    shorter = [Clip(np.zeros((80, 100), np.float32), clips[0].padded, "hi")]
+    assert teacher_key(checkpoint, clips[:1]) != teacher_key(checkpoint, shorter), "frames kept"
+    decoded = [replace(clips[0], text_from_teacher=True)]
+    assert teacher_key(checkpoint, clips[:1]) != teacher_key(checkpoint, decoded), "texts asked"
+    changed = teacher_key(checkpoint, clips)
     (checkpoint / "model.safetensors").write_bytes(b"weights two")
-    assert teacher_key(checkpoint, clips, 100) != changed, "other weights"
-    fresh = cached_teacher_states(cache, teacher_key(checkpoint, clips, 100), compute)
-    assert len(computed) == 2 and float(fresh[0][0, 0]) == 2.0
+    assert teacher_key(checkpoint, clips) != changed, "other weights"
+    fresh = cached_teacher_states(cache, teacher_key(checkpoint, clips), compute)
+    assert len(computed) == 2 and float(fresh.states[0][0, 0]) == 2.0
 
     cache.write_bytes(b"not a torch file")  # a broken file is computed again, not fatal
     cached_teacher_states(cache, key, compute)
     assert len(computed) == 3
-    assert cached_teacher_states(None, "", compute) and len(computed) == 4, "no cache: computed"
+    assert cached_teacher_states(None, "", compute).states and len(computed) == 4, "no cache"
+
+
+def test_batches_hold_clips_of_one_length_and_every_clip_once_a_pass() -> None:
+    lengths = [200] * 10 + [300] * 7 + [500] * 3
+    batches = SameLengthBatches(lengths, 4, seed=1)
+    passes = [list(batches), list(batches)]
+    for batch_list in passes:
+        assert len(batch_list) == len(batches) == 3 + 2 + 1
+        assert sorted(i for b in batch_list for i in b) == list(range(20))
+        assert all(len({lengths[i] for i in b}) == 1 and 0 < len(b) <= 4 for b in batch_list)
+    assert passes[0] != passes[1], "shuffled anew at each pass"
+
+
+def write_samples_16(path: Path, samples: np.ndarray) -> None:
+    write_wav(path, samples.astype(np.int16), 8000)
+
+
+def test_a_window_is_the_recordings_start_at_a_drawn_length_taught_by_its_twin(
+    tmp_path: Path,
+) -> None:
+    t = np.arange(8000 * 6) / 8000
+    write_samples_16(tmp_path / "a.wav", 8000 * np.sin(2 * np.pi * 440 * t))
+    write_samples_16(tmp_path / "a_clean.wav", 2000 * np.sin(2 * np.pi * 440 * t))
+    write_samples_16(tmp_path / "b.wav", 8000 * np.sin(2 * np.pi * 300 * t[:8000]))  # 1 s
+    (tmp_path / "manifest.csv").write_text(
+        "path,text,condition,background_db,clean_path\n"
+        "a.wav,Hello?,babble,4.5,a_clean.wav\n"
+        "b.wav,Hi there,none,inf,\n"
+    )
+    manifest = read_asr_manifest(tmp_path / "manifest.csv")
+    windows = load_windows(manifest, (2.0, 3.0, 5.0), 80, seed=1)
+    assert len(windows) == 2 and all(w.text_from_teacher and w.text == "" for w in windows)
+    assert {w.features.shape[1] for w in windows} <= {200, 300, 500}
+    assert [w.taught_by_twin for w in windows] == [True, False]
+    assert all(w.padded.shape == (80, 3000) for w in windows)
+    # The teacher hears the twin's window padded to 30 s: quieter than the recording's.
+    a, b = windows
+    seconds = a.features.shape[1] // 100
+    assert a.padded[:, : seconds * 100].mean() < a.features.mean()
+    # A recording shorter than its window is padded with silence.
+    assert np.ptp(b.features[:, 110:]) < 1e-3 < np.ptp(b.features[:, :90]), "silence after 1 s"
+    again = load_windows(manifest, (2.0, 3.0, 5.0), 80, seed=1)
+    assert [w.features.shape for w in again] == [w.features.shape for w in windows]
+    drawn = {
+        load_windows(manifest, (2.0, 3.0, 5.0), 80, seed=s)[0].features.shape[1] for s in range(12)
+    }
+    assert len(drawn) > 1, "the length is drawn per recording and seed"

@@ -170,10 +170,14 @@ def read_pcm(path: Path) -> np.ndarray:
         return np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.float64)
 
 
-def test_asr_clips_under_a_background_have_the_talker_alone_beside_them(corpus: Path) -> None:
+@pytest.mark.parametrize("manifest", ["asr.csv", "manifest.csv"])
+def test_clips_and_recordings_under_a_background_have_the_talker_alone_beside_them(
+    corpus: Path, manifest: str
+) -> None:
     """The clean twin is the same talker through the same channel, at the level it has
-    in the clip, with nothing behind it: a target for hearing the talker alone."""
-    spoken = [c for c in rows(corpus / "asr.csv") if c["voice"] != "allison"]
+    in the clip (or whole recording), with nothing behind it: a target for hearing the
+    talker alone."""
+    spoken = [c for c in rows(corpus / manifest) if c.get("condition")]
     behind = [c for c in spoken if background_of(c["condition"]) != NONE]
     assert behind and all(c["clean_path"] for c in behind)
     assert not any(c["clean_path"] for c in spoken if background_of(c["condition"]) == NONE)
@@ -334,10 +338,23 @@ def test_fine_tune_export_train_and_load_in_the_service(
         "1",
         "--teacher-cache",
         str(tmp_path / "teacher.pt"),
+        "--recordings",
+        str(corpus / "manifest.csv"),
+        "--max-recordings",
+        "6",
+        "--window-lengths",
+        "3,2",
     )
     assert (tmp_path / "teacher.pt").is_file(), "the teacher's states kept for the next run"
     summary = json.loads((tuned / "finetune.json").read_text())
     assert summary["clips"] == 12 and summary["steps"] == 3 and summary["last_loss"] > 0
+    # Whole-recording windows: six training-side recordings, each cut at 2 or 3 s,
+    # taught by the clean twin where something is behind the callee.
+    recorded = [r for r in read_asr_manifest(corpus / "manifest.csv").rows if r.split == "train"]
+    assert summary["windows"] == 6 and set(summary["windows_by_length"]) <= {"2", "3"}
+    assert sum(summary["windows_by_length"].values()) == 6
+    assert summary["windows_taught_by_twin"] == sum(r.clean_path is not None for r in recorded[:6])
+    assert summary["windows_without_words"] < 6, "the teacher hears words in most windows"
     first = [r for r in read_asr_manifest(corpus / "asr.csv").rows if r.split == "train"][:12]
     assert summary["silent_clips"] == sum(target_text(r, 10.0) == "" for r in first)
     quiet = [r for r in first if background_of(r.condition) == NONE and target_text(r, 10.0)]

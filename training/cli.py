@@ -98,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--split", default="train", help="use rows of this split ('' for all)")
     ft.add_argument("--clip-s", type=float, default=2.0, help="seconds of audio per clip")
     ft.add_argument("--max-clips", type=int, help="use only the first N rows")
+    ft.add_argument(
+        "--max-recordings", type=int, help="use only the first N rows of --recordings"
+    )
     ft.add_argument("--steps", type=int, default=500, help="optimiser steps")
     ft.add_argument("--batch-size", type=int, default=16, help="clips per step")
     ft.add_argument("--lr", type=float, default=1e-4, help="learning rate")
@@ -145,6 +148,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="keep the teacher's encoder states in FILE and reuse them while the checkpoint "
         "and the clips' teacher inputs are the same (they are most of a CPU run's time)",
+    )
+    ft.add_argument(
+        "--recordings",
+        type=Path,
+        metavar="MANIFEST",
+        help="also train on whole-recording windows: each recording of this manifest "
+        "(the corpus's manifest.csv, rows of --split) cut once at one of --window-lengths, "
+        "taught by its clean twin (clean_path) where it has one, its text what the "
+        "unchanged model decodes from the window",
+    )
+    ft.add_argument(
+        "--window-lengths",
+        default="2,3,4,5",
+        help="seconds a recording's window may last, comma-separated (one drawn per recording)",
     )
     ft.add_argument("--device", default="auto", help="auto, cpu or cuda")
     ft.add_argument("--seed", type=int, default=1, help="random seed")

@@ -16,8 +16,9 @@ Besides the hand-written templates, the corpus speaks composed texts
 (``training.composed``): one recording each of many distinct texts, whose held-out
 side is worded with phrases the training side never uses.
 Out come ``manifest.csv`` (``path,label,text,template,text_class,voice,voice_shift,split``,
-then the channel's ``codec,level_db,condition,background_db,lost_share``) for the classifier
-and the evaluation, and ``asr.csv`` (``path,transcription,...`` and the channel's columns):
+then the channel's ``codec,level_db,condition,background_db,lost_share`` and, for a recording
+with something behind the callee, ``clean_path``: its clean twin) for the classifier and the
+evaluation, and ``asr.csv`` (``path,transcription,...`` and the channel's columns):
 short clips whose whole text is heard within the decision window, each under a condition
 of its own, for Whisper fine-tuning and for measuring transcripts; a clip with
 something behind the talker names its clean twin (``clean_path``).
@@ -258,8 +259,11 @@ class CorpusBuilder:
                     )
                 condition = Condition.sample(rng, music=bool(self.music[side]))
                 others = [v for v in pools[side] if v.name != voice.name] or pools[side]
+                talker = audio
                 audio = self._behind(audio, voice.rate, condition, others, talk[side], side, rng)
-                path, channel = self._save("audio", stem, audio, voice.rate, rng, condition)
+                # the twin: whole-recording windows teach the encoder to hear the callee
+                twin = talker if condition.background != NONE else None
+                path, channel = self._save("audio", stem, audio, voice.rate, rng, condition, twin)
                 row = {"label": template.label, "text": text, "template": template.template_id}
                 if template.text_class:
                     row["text_class"] = template.text_class
@@ -344,8 +348,9 @@ class CorpusBuilder:
                 rng = random.Random(f"{self.seed}:{name}:{k}")
                 audio, text = self._compose(prompts, parts, rng, min_seconds)
                 condition = Condition.sample(rng, talk=False)
+                quiet = audio if condition.background != NONE else None
                 path, channel = self._save(
-                    "audio", f"{name}_{k}", audio, PHONE_RATE, rng, condition
+                    "audio", f"{name}_{k}", audio, PHONE_RATE, rng, condition, quiet
                 )
                 self.rows.recordings.append(
                     {

@@ -79,6 +79,13 @@ class FinetuneOptions:
     # under its own talker. Trained towards the talker's transcript and clean states: new
     # pairs of talker and room at every copy, so the encoder cannot learn the rooms.
     room_remixes: int = 0
+    # Whole-recording windows: each recording of the ``recordings`` manifest (the corpus's
+    # manifest.csv) cut once at one of these lengths (drawn per recording), as the service
+    # hears a call at an ask: leading silence, the callee's first words, what is behind
+    # them. Trained towards the unchanged model's states for the window's clean twin (the
+    # recording itself where nothing is behind the callee), padded to 30 s, and the words
+    # the unchanged model decodes from them. Empty: 2 s clips only.
+    window_lengths: tuple[float, ...] = ()
     # A file that keeps the teacher's states between runs: reused when the model's
     # weights and every clip's teacher input are the same (``teacher_key``), else
     # computed again and the file replaced. None: always computed, never kept.
@@ -96,6 +103,7 @@ class Clip:
     taught_by_twin: bool = False  # ``padded`` is the clip's clean twin's
     talker_audio: np.ndarray | None = None  # the talker alone: the clip if quiet, or its twin
     room_audio: np.ndarray | None = None  # the clip less its twin, where that is the room
+    text_from_teacher: bool = False  # a window: its text is what the teacher decodes
 
 
 @dataclass
@@ -163,6 +171,47 @@ def load_clips(
             )
         )
     return clips
+
+
+def load_windows(
+    recordings: AsrManifest, lengths: Sequence[float], n_mels: int, seed: int
+) -> list[Clip]:
+    """Each recording's first ``lengths`` seconds (one length drawn per recording, the rest
+    of a short one silence), taught by its clean twin's window where it has one; the
+    text is left for the teacher to decode. Unreadable files become bad rows."""
+    from faster_whisper.feature_extractor import FeatureExtractor
+
+    extractor = FeatureExtractor(feature_size=n_mels)
+    longest = max(lengths)
+    windows = []
+    for row, pcm in recordings.clips(longest):
+        rng = random.Random(f"{seed}:{row.path.name}:window")
+        seconds = rng.choice(sorted(lengths))
+        n = int(seconds * TARGET_RATE)
+        clip = np.zeros(n, np.float32)
+        clip[: min(n, len(pcm))] = pcm[:n]
+        teacher = clip
+        if row.clean_path is not None:
+            teacher = np.zeros(n, np.float32)
+            heard = read_16k(row.clean_path)[:n]
+            teacher[: len(heard)] = heard
+        padded = np.zeros(WHISPER_INPUT_S * TARGET_RATE, np.float32)
+        padded[:n] = teacher
+        windows.append(
+            Clip(
+                extractor(clip)[:, : int(seconds * FRAMES_PER_S)].astype(np.float32),
+                extractor(padded)[:, : WHISPER_INPUT_S * FRAMES_PER_S].astype(np.float32),
+                "",
+                taught_by_twin=teacher is not clip,
+                text_from_teacher=True,
+            )
+        )
+    return windows
+
+
+def positions_of(clip: Clip) -> int:
+    """The encoder's output frames for a clip (its convolution halves the frame rate)."""
+    return int(clip.features.shape[1]) // 2
 
 
 G711 = (Encoding.ULAW.value, Encoding.ALAW.value)  # the codec column: "ulaw", "alaw"
@@ -273,61 +322,98 @@ def short_context(model: Any, positions: int) -> Iterator[None]:
         model.config.max_source_positions = full_n
 
 
-def teacher_states(model: Any, clips: Sequence[Clip], positions: int, batch: int) -> list[Any]:
-    """The unchanged model's encoder states for each clip padded to 30 s, cut to the clip."""
+@dataclass
+class Teaching:
+    """What the unchanged model says of each clip: its encoder states (cut to the clip)
+    and, for a clip whose text is the teacher's, the words it decodes (else None)."""
+
+    states: list[Any]
+    texts: list[str | None]
+
+
+TEACHER_MAX_TOKENS = 96  # 5 s of speech is some 20 tokens; more is a decoding loop
+
+
+def teacher_states(model: Any, clips: Sequence[Clip], batch: int, tokenizer: Any) -> Teaching:
+    """The unchanged model's encoder states for each clip padded to 30 s, cut to the clip,
+    and its greedy decoding of them where the clip's text is the teacher's."""
+    from transformers.modeling_outputs import BaseModelOutput
+
     model.eval()
     device = next(model.parameters()).device
-    out = []
+    taught = Teaching([], [])
     with torch.no_grad():
         for i in range(0, len(clips), batch):
-            feats = torch.from_numpy(np.stack([c.padded for c in clips[i : i + batch]]))
-            states = model.model.encoder(feats.to(device)).last_hidden_state[:, :positions]
-            out.extend(s.to(torch.float16).cpu() for s in states)
+            part = clips[i : i + batch]
+            feats = torch.from_numpy(np.stack([c.padded for c in part]))
+            full = model.model.encoder(feats.to(device)).last_hidden_state
+            taught.states.extend(
+                s[: positions_of(c)].to(torch.float16).cpu()
+                for s, c in zip(full, part, strict=True)
+            )
+            texts: list[str | None] = [None] * len(part)
+            asked = [k for k, c in enumerate(part) if c.text_from_teacher]
+            if asked:
+                ids = model.generate(
+                    encoder_outputs=BaseModelOutput(last_hidden_state=full[asked]),
+                    max_new_tokens=TEACHER_MAX_TOKENS,
+                )
+                decoded = tokenizer.batch_decode(ids, skip_special_tokens=True)
+                for k, words in zip(asked, decoded, strict=True):
+                    texts[k] = words.strip()
+            taught.texts.extend(texts)
             if (i // batch) % 20 == 0:
                 log.info("teacher states: %d of %d clips", min(i + batch, len(clips)), len(clips))
-    return out
+    return taught
 
 
-def teacher_key(checkpoint: Path, clips: Sequence[Clip], positions: int) -> str:
-    """A digest of everything the teacher's states depend on: the checkpoint's weight
-    files, the frames kept, and each clip's padded features (its teacher input)."""
-    digest = hashlib.sha256(f"positions={positions}".encode())
+def teacher_key(checkpoint: Path, clips: Sequence[Clip]) -> str:
+    """A digest of everything the teacher's states and texts depend on: the checkpoint's
+    weight files, and each clip's padded features (its teacher input), frames kept and
+    whether its text is decoded."""
+    digest = hashlib.sha256(f"teaching-v2 max_tokens={TEACHER_MAX_TOKENS}".encode())
     for weights in sorted(checkpoint.glob("*.safetensors")) + sorted(checkpoint.glob("*.bin")):
         digest.update(weights.name.encode())
         digest.update(weights.read_bytes())
     for clip in clips:
+        digest.update(f"{positions_of(clip)}:{clip.text_from_teacher}".encode())
         digest.update(np.ascontiguousarray(clip.padded, dtype=np.float32).tobytes())
     return digest.hexdigest()
 
 
 def cached_teacher_states(
-    cache: Path | None, key: str, compute: Callable[[], list[Any]]
-) -> list[Any]:
-    """``compute()``, or the states ``cache`` holds when it was written for ``key``;
-    computed states are written to ``cache`` (whole or not at all)."""
+    cache: Path | None, key: str, compute: Callable[[], Teaching]
+) -> Teaching:
+    """``compute()``, or the teaching ``cache`` holds when it was written for ``key``;
+    computed teaching is written to ``cache`` (whole or not at all)."""
     if cache is not None and cache.is_file():
         try:
             saved = torch.load(cache, weights_only=True)
         except Exception as exc:  # a truncated or foreign file: compute again
             log.warning("teacher states in %s unreadable (%s): computing them again", cache, exc)
         else:
-            if isinstance(saved, dict) and saved.get("key") == key:
+            if isinstance(saved, dict) and saved.get("key") == key and "texts" in saved:
                 log.info("teacher states: %d clips from %s", len(saved["states"]), cache)
-                return list(saved["states"])
+                return Teaching(list(saved["states"]), list(saved["texts"]))
             log.info("teacher states in %s are for other clips or weights: computing", cache)
-    states = compute()
+    taught = compute()
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         partial = cache.with_name(cache.name + ".partial")
-        torch.save({"key": key, "states": states}, partial)
+        torch.save({"key": key, "states": taught.states, "texts": taught.texts}, partial)
         partial.replace(cache)
-    return states
+    return taught
 
 
 def finetune(
-    checkpoint: Path, manifest: AsrManifest, out_dir: Path, options: FinetuneOptions
+    checkpoint: Path,
+    manifest: AsrManifest,
+    out_dir: Path,
+    options: FinetuneOptions,
+    recordings: AsrManifest | None = None,
 ) -> dict[str, Any]:
-    """Train, merge, write a transformers checkpoint to ``out_dir``; return a summary."""
+    """Train, merge, write a transformers checkpoint to ``out_dir``; return a summary.
+    ``recordings`` (with ``options.window_lengths``) adds whole-recording windows."""
     torch.manual_seed(options.seed)
     device = options.device
     if device == "auto":
@@ -343,15 +429,25 @@ def finetune(
     )
     if not clips:
         raise ValueError("no usable clips in the manifest")
-    positions = int(options.clip_s * FRAMES_PER_S) // 2  # the encoder halves the frame rate
-    targets = cached_teacher_states(
+    windows = []
+    if recordings is not None and options.window_lengths:
+        windows = load_windows(
+            recordings, options.window_lengths, model.config.num_mel_bins, options.seed
+        )
+    taught = cached_teacher_states(
         options.teacher_cache,
-        teacher_key(checkpoint, clips, positions) if options.teacher_cache else "",
-        lambda: teacher_states(model, clips, positions, options.batch_size),
+        teacher_key(checkpoint, clips + windows) if options.teacher_cache else "",
+        lambda: teacher_states(model, clips + windows, options.batch_size, tokenizer),
     )
+    targets = taught.states
+    for clip, text in zip(clips + windows, taught.texts, strict=True):
+        if clip.text_from_teacher:
+            clip.text = text or ""
     prefix = tokenizer.convert_tokens_to_ids(["<|notimestamps|>"])
     eot = tokenizer.convert_tokens_to_ids("<|endoftext|>")
-    labels = [torch.tensor(prefix + transcript_ids(tokenizer, c.text) + [eot]) for c in clips]
+    labels = [
+        torch.tensor(prefix + transcript_ids(tokenizer, c.text) + [eot]) for c in clips + windows
+    ]
     mixtures = talk_mixtures(
         clips,
         options.talk_mixtures,
@@ -365,7 +461,7 @@ def finetune(
         c.quiet_audio = c.talker_audio = c.room_audio = None  # only the mixtures needed them
     rows = [
         {"input_features": torch.from_numpy(c.features), "teacher_states": t, "labels": y}
-        for c, t, y in zip(clips, targets, labels, strict=True)
+        for c, t, y in zip(clips + windows, targets, labels, strict=True)
     ] + [
         {
             "input_features": torch.from_numpy(m.features),
@@ -374,35 +470,35 @@ def finetune(
         }
         for m in mixtures
     ]
-    with short_context(model, positions):
-        trained = _prepare(model, options)
-        args = Seq2SeqTrainingArguments(
-            output_dir=str(out_dir / ".trainer"),
-            per_device_train_batch_size=options.batch_size,
-            max_steps=options.steps,
-            learning_rate=options.learning_rate,
-            warmup_steps=min(options.warmup_steps, max(options.steps // 10, 0)),
-            lr_scheduler_type="linear",
-            logging_steps=max(1, options.steps // 20),
-            save_strategy="no",
-            report_to=[],
-            remove_unused_columns=False,
-            dataloader_num_workers=0,
-            seed=options.seed,
-            use_cpu=device == "cpu",
-            disable_tqdm=True,
-        )
-        trainer = ShortContextTrainer(
-            model=trained,
-            args=args,
-            train_dataset=rows,
-            data_collator=collate,
-            acft_weight=options.acft_weight,
-            ce_weight=options.ce_weight,
-        )
-        result = trainer.train()
-        if options.lora:
-            model = trained.merge_and_unload()
+    trained = _prepare(model, options)
+    args = Seq2SeqTrainingArguments(
+        output_dir=str(out_dir / ".trainer"),
+        per_device_train_batch_size=options.batch_size,
+        max_steps=options.steps,
+        learning_rate=options.learning_rate,
+        warmup_steps=min(options.warmup_steps, max(options.steps // 10, 0)),
+        lr_scheduler_type="linear",
+        logging_steps=max(1, options.steps // 20),
+        save_strategy="no",
+        report_to=[],
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        seed=options.seed,
+        use_cpu=device == "cpu",
+        disable_tqdm=True,
+    )
+    trainer = ShortContextTrainer(
+        model=trained,
+        args=args,
+        train_dataset=rows,
+        data_collator=collate,
+        acft_weight=options.acft_weight,
+        ce_weight=options.ce_weight,
+        whisper=model,
+    )
+    result = trainer.train()
+    if options.lora:
+        model = trained.merge_and_unload()
     shutil.rmtree(out_dir / ".trainer", ignore_errors=True)
     model.save_pretrained(str(out_dir))
     for name in COPIED_FILES:  # the tokenizer and preprocessor, for the export
@@ -415,6 +511,13 @@ def finetune(
         "talk_mixtures": len(mixtures) - len(remixed),
         "room_remixes": len(remixed),
         "clean_targets": sum(c.taught_by_twin for c in clips),
+        "windows": len(windows),
+        "windows_by_length": {
+            f"{n / FRAMES_PER_S:g}": sum(w.features.shape[1] == n for w in windows)
+            for n in sorted({w.features.shape[1] for w in windows})
+        },
+        "windows_taught_by_twin": sum(w.taught_by_twin for w in windows),
+        "windows_without_words": sum(not w.text for w in windows),
         "bad_rows": len(manifest.bad),
         "steps": options.steps,
         "train_seconds": round(float(result.metrics.get("train_runtime", 0.0)), 1),
@@ -459,14 +562,57 @@ def collate(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+class SameLengthBatches:
+    """Batches of rows whose clips are equally long (a batch is one tensor), shuffled
+    anew at every pass: the rows of each length in random order, cut into batches, and
+    the batches of all lengths in random order."""
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int) -> None:
+        self.by_length: dict[int, list[int]] = {}
+        for index, length in enumerate(lengths):
+            self.by_length.setdefault(length, []).append(index)
+        self.batch_size = batch_size
+        self.rng = random.Random(f"{seed}:batches")
+
+    def __iter__(self) -> Iterator[list[int]]:
+        batches = []
+        for _, indices in sorted(self.by_length.items()):
+            order = self.rng.sample(indices, len(indices))
+            batches += [
+                order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)
+            ]
+        self.rng.shuffle(batches)
+        return iter(batches)
+
+    def __len__(self) -> int:
+        size = self.batch_size
+        return sum((len(v) + size - 1) // size for v in self.by_length.values())
+
+
 class ShortContextTrainer(Seq2SeqTrainer):  # type: ignore[misc]
     """Seq2SeqTrainer whose loss is the encoder's distance to its padded-context states,
-    plus, if weighted, the transcript's cross-entropy."""
+    plus, if weighted, the transcript's cross-entropy. Clips may differ in length from
+    batch to batch (never within one); the encoder takes each batch's length
+    (``short_context`` on ``whisper``, the model under any adapters)."""
 
-    def __init__(self, *args: Any, acft_weight: float, ce_weight: float, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, acft_weight: float, ce_weight: float, whisper: Any, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.acft_weight = acft_weight
         self.ce_weight = ce_weight
+        self.whisper = whisper
+
+    def get_train_dataloader(self) -> torch.utils.data.DataLoader[Any]:
+        rows = self.train_dataset
+        batches = SameLengthBatches(
+            [int(r["input_features"].shape[-1]) for r in rows],
+            self._train_batch_size,
+            self.args.seed,
+        )
+        return torch.utils.data.DataLoader(
+            rows, batch_sampler=batches, collate_fn=self.data_collator, num_workers=0
+        )
 
     def compute_loss(
         self,
@@ -475,7 +621,9 @@ class ShortContextTrainer(Seq2SeqTrainer):  # type: ignore[misc]
         return_outputs: bool = False,
         num_items_in_batch: Any = None,
     ) -> Any:
-        states = model.get_encoder()(inputs["input_features"]).last_hidden_state
+        features = inputs["input_features"]
+        with short_context(self.whisper, int(features.shape[-1]) // 2):
+            states = model.get_encoder()(features).last_hidden_state
         target = inputs["teacher_states"].to(states.dtype)
         loss = self.acft_weight * torch.nn.functional.mse_loss(states, target)
         outputs = None

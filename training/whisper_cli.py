@@ -53,14 +53,14 @@ def _import(args: argparse.Namespace) -> int:
     return 0
 
 
-def parse_windows(text: str) -> list[float]:
+def parse_windows(text: str, flag: str = "--windows") -> list[float]:
     """``2,3,4,5`` as seconds; anything else is a ValueError that says what to give."""
     try:
         windows = sorted({float(w) for w in text.split(",") if w.strip()})
     except ValueError:
         windows = []
     if not windows or windows[0] <= 0 or not all(math.isfinite(w) for w in windows):
-        raise ValueError(f"--windows {text!r}: give seconds above 0 like 2,3,4,5")
+        raise ValueError(f"{flag} {text!r}: give seconds above 0 like 2,3,4,5")
     return windows
 
 
@@ -80,6 +80,9 @@ def _finetune(args: argparse.Namespace) -> int:
     manifest = _rows(args.manifest, args.split)
     if args.max_clips:
         manifest.rows = manifest.rows[: args.max_clips]
+    recordings = _rows(args.recordings, args.split) if args.recordings else None
+    if recordings is not None and args.max_recordings:
+        recordings.rows = recordings.rows[: args.max_recordings]
     options = FinetuneOptions(
         clip_s=args.clip_s,
         steps=args.steps,
@@ -94,19 +97,26 @@ def _finetune(args: argparse.Namespace) -> int:
         clean_targets=args.clean_targets,
         room_remixes=args.room_remixes,
         teacher_cache=args.teacher_cache,
+        window_lengths=tuple(parse_windows(args.window_lengths, "--window-lengths"))
+        if recordings
+        else (),
         seed=args.seed,
         device=args.device,
     )
     try:
-        summary = finetune(args.checkpoint, manifest, args.out, options)
+        summary = finetune(args.checkpoint, manifest, args.out, options, recordings)
     finally:
         if manifest.bad:
             manifest.write_bad_rows(args.out.parent / f"{args.out.name}.bad-rows.csv")
             log.warning("%d bad rows skipped", len(manifest.bad))
+        if recordings is not None and recordings.bad:
+            recordings.write_bad_rows(args.out.parent / f"{args.out.name}.bad-recordings.csv")
+            log.warning("%d bad recordings skipped", len(recordings.bad))
     summary["options"] = {k: str(v) if isinstance(v, Path) else v for k, v in vars(options).items()}
     (args.out / "finetune.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(
         f"{summary['clips']} clips ({summary['silent_clips']} trained to say nothing), "
+        f"{summary['windows']} recording windows, "
         f"{summary['steps']} steps in {summary['train_seconds']} s; "
         f"loss {summary['first_loss']} -> {summary['last_loss']}; wrote {args.out}"
     )
