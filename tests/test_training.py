@@ -129,6 +129,9 @@ def test_unusable_data_and_arguments_end_with_a_message(tmp_path, capsys):
     args = ["classifier", "--manifest", str(manifest), "--out", str(out), "--windows", "2,x"]
     assert amd_train(args) == 2
     assert "--windows" in capsys.readouterr().err
+    for nonsense in ("0,2", "inf", ","):  # as asr-eval refuses them
+        assert amd_train([*args[:-1], nonsense]) == 2
+        assert f"--windows {nonsense!r}" in capsys.readouterr().err
     assert not out.exists()
 
 

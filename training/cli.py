@@ -98,9 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--split", default="train", help="use rows of this split ('' for all)")
     ft.add_argument("--clip-s", type=float, default=2.0, help="seconds of audio per clip")
     ft.add_argument("--max-clips", type=int, help="use only the first N rows")
-    ft.add_argument(
-        "--max-recordings", type=int, help="use only the first N rows of --recordings"
-    )
+    ft.add_argument("--max-recordings", type=int, help="use only the first N rows of --recordings")
     ft.add_argument("--steps", type=int, default=500, help="optimiser steps")
     ft.add_argument("--batch-size", type=int, default=16, help="clips per step")
     ft.add_argument("--lr", type=float, default=1e-4, help="learning rate")
@@ -589,10 +587,12 @@ def _classifier(args: argparse.Namespace) -> int:
     except ManifestError as exc:
         print(f"amd-train: {exc}", file=sys.stderr)
         return 2
+    from training.whisper_cli import parse_windows
+
     try:
-        windows = [float(w) for w in args.windows.split(",") if w.strip()]
-    except ValueError:
-        print(f"amd-train: --windows {args.windows!r}: give seconds like 2,3,4,5", file=sys.stderr)
+        windows = parse_windows(args.windows)
+    except ValueError as exc:
+        print(f"amd-train: {exc}", file=sys.stderr)
         return 2
 
     def transcriber() -> Transcriber:
