@@ -18,6 +18,8 @@ from bridge.engine.models import embedded_whisper_dir
 from training.asr_eval import (
     NOT_GIVEN,
     by_background,
+    heard_prefix_length,
+    heard_script,
     load,
     load_recordings,
     normalize,
@@ -156,6 +158,29 @@ def test_words_in_order_never_exceed_either_side_and_agree_with_word_errors(
     assert 0 <= found <= min(len(reference), len(hypothesis))
     # Each word not matched costs at most one edit on its side.
     assert word_errors(reference, hypothesis) <= len(reference) + len(hypothesis) - 2 * found
+
+
+@given(
+    st.lists(st.sampled_from("abcde"), max_size=8), st.lists(st.sampled_from("abcde"), max_size=8)
+)
+def test_the_heard_prefix_is_the_shortest_that_holds_every_word_heard_in_order(
+    reference: list[str], hypothesis: list[str]
+) -> None:
+    length = heard_prefix_length(reference, hypothesis)
+    found = words_in_order(reference, hypothesis)
+    assert words_in_order(reference[:length], hypothesis) == found
+    assert length == 0 or words_in_order(reference[: length - 1], hypothesis) < found
+
+
+def test_a_windows_script_goes_as_far_as_its_decoding_heard_it() -> None:
+    script = "Hi, you've reached Priya. I can't come to the phone right now."
+    # The decoding misheard the name and stopped inside "can't": the script's own words,
+    # up to the last word heard, punctuation as written.
+    assert heard_script(script, "Hi, you reached Korea. I can") == "Hi, you've reached Priya. I"
+    assert heard_script("Call 555 1234 now", "call five five five") == "Call 555"
+    assert heard_script("Hello?|Hello?", "Hello? Hello?") == "Hello? Hello?"
+    assert heard_script("Hi there, friend", "hi there") == "Hi there"
+    assert heard_script("Hi there", "Go, go, go, go.") == "", "nothing of the script heard"
 
 
 def test_recordings_that_cannot_be_read_are_reported_not_fatal(tmp_path: Path) -> None:

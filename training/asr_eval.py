@@ -121,6 +121,37 @@ def words_in_order(reference: Sequence[str], hypothesis: Sequence[str]) -> int:
     return previous[-1]
 
 
+def heard_prefix_length(reference: Sequence[str], hypothesis: Sequence[str]) -> int:
+    """How many of ``reference``'s words lead up to the last one ``hypothesis`` holds in
+    order: the shortest prefix of ``reference`` that has as many words in common with
+    ``hypothesis``, in order, as the whole (0 when none is heard)."""
+    previous = [0] * (len(hypothesis) + 1)
+    best, length = 0, 0
+    for i, ref in enumerate(reference, start=1):
+        current = [0]
+        for j, hyp in enumerate(hypothesis, start=1):
+            current.append(previous[j - 1] + 1 if ref == hyp else max(previous[j], current[j - 1]))
+        previous = current
+        if previous[-1] > best:
+            best, length = previous[-1], i
+    return length
+
+
+def heard_script(script: str, heard: str) -> str:
+    """``script``'s words, as written, up to the last one ``heard`` has in order: what a
+    cut of the recording says according to its script, where ``heard`` (a decoding of
+    the cut) says how far it goes. Empty when ``heard`` has none of the script's words."""
+    words = script.replace("|", " ").split()
+    length = heard_prefix_length(normalize(" ".join(words)), normalize(heard))
+    kept, count = [], 0
+    for word in words:
+        if count >= length:
+            break
+        kept.append(word)
+        count += len(normalize(word))
+    return " ".join(kept).rstrip(",;:")
+
+
 @dataclass(frozen=True)
 class RecordingText:
     audio: np.ndarray  # 16 kHz, cut at the longest window

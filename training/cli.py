@@ -161,6 +161,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="2,3,4,5",
         help="seconds a recording's window may last, comma-separated (one drawn per recording)",
     )
+    ft.add_argument(
+        "--window-text",
+        choices=("teacher", "script"),
+        default="teacher",
+        help="a window's transcript: the unchanged model's decoding of its clean twin, or "
+        "the recording's text up to the last of its words that decoding has in order",
+    )
     ft.add_argument("--device", default="auto", help="auto, cpu or cuda")
     ft.add_argument("--seed", type=int, default=1, help="random seed")
     ft.add_argument("--force", action="store_true", help="replace a non-empty folder")

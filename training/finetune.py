@@ -37,6 +37,7 @@ from transformers import (
 from bridge.audio.codecs import Encoding
 from bridge.audio.resampler import TARGET_RATE
 from bridge.engine.asr import WHISPER_INPUT_S
+from training.asr_eval import heard_script
 from training.conditions import BABBLE, NONE, background_of, mix_below, speech_rms
 from training.ct2_export import COPIED_FILES
 from training.manifests import AsrManifest, TranscribedRow, read_16k
@@ -86,6 +87,11 @@ class FinetuneOptions:
     # recording itself where nothing is behind the callee), padded to 30 s, and the words
     # the unchanged model decodes from them. Empty: 2 s clips only.
     window_lengths: tuple[float, ...] = ()
+    # A window's transcript: ``teacher``, the unchanged model's decoding of its clean
+    # twin; or ``script``, the recording's own text up to the last of its words that
+    # decoding has in order (``asr_eval.heard_script``): the teacher says how far the
+    # window goes, the script what is said up to there.
+    window_text: str = "teacher"
     # A file that keeps the teacher's states between runs: reused when the model's
     # weights and every clip's teacher input are the same (``teacher_key``), else
     # computed again and the file replaced. None: always computed, never kept.
@@ -104,6 +110,7 @@ class Clip:
     talker_audio: np.ndarray | None = None  # the talker alone: the clip if quiet, or its twin
     room_audio: np.ndarray | None = None  # the clip less its twin, where that is the room
     text_from_teacher: bool = False  # a window: its text is what the teacher decodes
+    script: str = ""  # a window: everything its recording says
 
 
 @dataclass
@@ -204,6 +211,7 @@ def load_windows(
                 "",
                 taught_by_twin=teacher is not clip,
                 text_from_teacher=True,
+                script=row.text,
             )
         )
     return windows
@@ -442,7 +450,10 @@ def finetune(
     targets = taught.states
     for clip, text in zip(clips + windows, taught.texts, strict=True):
         if clip.text_from_teacher:
-            clip.text = text or ""
+            heard = text or ""
+            clip.text = (
+                heard_script(clip.script, heard) if options.window_text == "script" else heard
+            )
     prefix = tokenizer.convert_tokens_to_ids(["<|notimestamps|>"])
     eot = tokenizer.convert_tokens_to_ids("<|endoftext|>")
     labels = [

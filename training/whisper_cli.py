@@ -97,6 +97,7 @@ def _finetune(args: argparse.Namespace) -> int:
         clean_targets=args.clean_targets,
         room_remixes=args.room_remixes,
         teacher_cache=args.teacher_cache,
+        window_text=args.window_text,
         window_lengths=tuple(parse_windows(args.window_lengths, "--window-lengths"))
         if recordings
         else (),
