@@ -135,6 +135,19 @@ def test_unusable_data_and_arguments_end_with_a_message(tmp_path, capsys):
     assert not out.exists()
 
 
+def test_finetune_window_options_without_recordings_or_seconds_are_refused(tmp_path, capsys):
+    base = ["finetune", "--checkpoint", str(tmp_path / "ck"), "--manifest", str(tmp_path / "a.csv")]
+    base += ["--out", str(tmp_path / "out")]
+    assert amd_train([*base, "--window-lengths", "2,3"]) == 2
+    assert "need --recordings" in capsys.readouterr().err
+    assert amd_train([*base, "--max-recordings", "4"]) == 2
+    assert "need --recordings" in capsys.readouterr().err
+    with_recordings = [*base, "--recordings", str(tmp_path / "m.csv")]
+    assert amd_train([*with_recordings, "--window-lengths", "2,zero"]) == 2
+    assert "--window-lengths '2,zero'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists(), "refused before anything was read or written"
+
+
 def test_bad_rows_are_written_even_when_too_few_good_ones_remain(tmp_path, capsys):
     manifest = tmp_path / "m.csv"
     write_csv(manifest, ["text", "label"], [("hello", "human"), ("", "machine")] * 3)

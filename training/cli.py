@@ -158,8 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ft.add_argument(
         "--window-lengths",
-        default="2,3,4,5",
-        help="seconds a recording's window may last, comma-separated (one drawn per recording)",
+        help="with --recordings: seconds a window may last, comma-separated, one drawn per "
+        "recording (default 2,3,4,5)",
     )
     ft.add_argument(
         "--window-text",

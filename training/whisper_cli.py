@@ -76,6 +76,9 @@ def _rows(path: Path, split: str) -> AsrManifest:
 def _finetune(args: argparse.Namespace) -> int:
     from training.finetune import FinetuneOptions, finetune
 
+    if not args.recordings and (args.window_lengths or args.max_recordings):
+        raise ValueError("--window-lengths and --max-recordings need --recordings")
+    lengths = parse_windows(args.window_lengths or "2,3,4,5", "--window-lengths")
     _refuse_overwrite(args.out, args.force)
     manifest = _rows(args.manifest, args.split)
     if args.max_clips:
@@ -98,9 +101,7 @@ def _finetune(args: argparse.Namespace) -> int:
         room_remixes=args.room_remixes,
         teacher_cache=args.teacher_cache,
         window_text=args.window_text,
-        window_lengths=tuple(parse_windows(args.window_lengths, "--window-lengths"))
-        if recordings
-        else (),
+        window_lengths=tuple(lengths) if recordings else (),
         seed=args.seed,
         device=args.device,
     )
