@@ -140,6 +140,9 @@ def test_word_errors_after_normalizing() -> None:
     assert word_errors([], ["a"]) == 1
 
 
+WORDS = st.lists(st.sampled_from("abcde"), max_size=8)  # short texts of a few words
+
+
 def test_words_heard_in_order_are_the_longest_common_subsequence() -> None:
     said = normalize("Hello, who is this?")
     assert words_in_order(said, normalize("hello this is who")) == 2
@@ -147,9 +150,7 @@ def test_words_heard_in_order_are_the_longest_common_subsequence() -> None:
     assert words_in_order(said, []) == 0 and words_in_order([], said) == 0
 
 
-@given(
-    st.lists(st.sampled_from("abcde"), max_size=8), st.lists(st.sampled_from("abcde"), max_size=8)
-)
+@given(WORDS, WORDS)
 def test_words_in_order_never_exceed_either_side_and_agree_with_word_errors(
     reference: list[str], hypothesis: list[str]
 ) -> None:
@@ -160,9 +161,7 @@ def test_words_in_order_never_exceed_either_side_and_agree_with_word_errors(
     assert word_errors(reference, hypothesis) <= len(reference) + len(hypothesis) - 2 * found
 
 
-@given(
-    st.lists(st.sampled_from("abcde"), max_size=8), st.lists(st.sampled_from("abcde"), max_size=8)
-)
+@given(WORDS, WORDS)
 def test_the_heard_prefix_is_the_shortest_that_holds_every_word_heard_in_order(
     reference: list[str], hypothesis: list[str]
 ) -> None:

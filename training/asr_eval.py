@@ -109,32 +109,33 @@ def score(
     }
 
 
-def words_in_order(reference: Sequence[str], hypothesis: Sequence[str]) -> int:
-    """How many of ``reference``'s words ``hypothesis`` holds in the same order (the
-    longest common subsequence)."""
+def _in_order_by_prefix(reference: Sequence[str], hypothesis: Sequence[str]) -> list[int]:
+    """For each prefix of ``reference`` (one word, two, ...), how many of its words
+    ``hypothesis`` holds in the same order (the longest common subsequence)."""
     previous = [0] * (len(hypothesis) + 1)
+    found = []
     for ref in reference:
         current = [0]
         for j, hyp in enumerate(hypothesis, start=1):
             current.append(previous[j - 1] + 1 if ref == hyp else max(previous[j], current[j - 1]))
         previous = current
-    return previous[-1]
+        found.append(previous[-1])
+    return found
+
+
+def words_in_order(reference: Sequence[str], hypothesis: Sequence[str]) -> int:
+    """How many of ``reference``'s words ``hypothesis`` holds in the same order (the
+    longest common subsequence)."""
+    found = _in_order_by_prefix(reference, hypothesis)
+    return found[-1] if found else 0
 
 
 def heard_prefix_length(reference: Sequence[str], hypothesis: Sequence[str]) -> int:
     """How many of ``reference``'s words lead up to the last one ``hypothesis`` holds in
     order: the shortest prefix of ``reference`` that has as many words in common with
     ``hypothesis``, in order, as the whole (0 when none is heard)."""
-    previous = [0] * (len(hypothesis) + 1)
-    best, length = 0, 0
-    for i, ref in enumerate(reference, start=1):
-        current = [0]
-        for j, hyp in enumerate(hypothesis, start=1):
-            current.append(previous[j - 1] + 1 if ref == hyp else max(previous[j], current[j - 1]))
-        previous = current
-        if previous[-1] > best:
-            best, length = previous[-1], i
-    return length
+    found = _in_order_by_prefix(reference, hypothesis)
+    return found.index(found[-1]) + 1 if found and found[-1] else 0
 
 
 def heard_script(script: str, heard: str) -> str:
@@ -142,13 +143,14 @@ def heard_script(script: str, heard: str) -> str:
     cut of the recording says according to its script, where ``heard`` (a decoding of
     the cut) says how far it goes. Empty when ``heard`` has none of the script's words."""
     words = script.replace("|", " ").split()
-    length = heard_prefix_length(normalize(" ".join(words)), normalize(heard))
+    pieces = [normalize(word) for word in words]  # a word may normalise to none or several
+    length = heard_prefix_length([p for piece in pieces for p in piece], normalize(heard))
     kept, count = [], 0
-    for word in words:
+    for word, piece in zip(words, pieces, strict=True):
         if count >= length:
             break
         kept.append(word)
-        count += len(normalize(word))
+        count += len(piece)
     return " ".join(kept).rstrip(",;:")
 
 

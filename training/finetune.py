@@ -147,28 +147,18 @@ def load_clips(
 
     extractor = FeatureExtractor(feature_size=n_mels)
     n = int(clip_s * TARGET_RATE)
-    frames = int(clip_s * FRAMES_PER_S)
     clips = []
     for row, pcm in manifest.clips(clip_s):
-        clip = np.zeros(n, np.float32)
-        clip[: len(pcm)] = pcm
-        twin = None
-        if row.clean_path is not None:
-            twin = np.zeros(n, np.float32)
-            heard = read_16k(row.clean_path)[:n]
-            twin[: len(heard)] = heard
+        clip = fitted(pcm, n)
+        twin = fitted(read_16k(row.clean_path), n) if row.clean_path is not None else None
         teacher = twin if clean_targets and twin is not None else clip
-        padded = np.zeros(WHISPER_INPUT_S * TARGET_RATE, np.float32)
-        padded[: len(teacher)] = teacher
-        short = extractor(clip)[:, :frames]
-        full = extractor(padded)[:, : WHISPER_INPUT_S * FRAMES_PER_S]
         text = target_text(row, silent_under_talk_db)
         quiet = background_of(row.condition) == NONE
         taught_by_twin = teacher is twin
         clips.append(
             Clip(
-                short.astype(np.float32),
-                full.astype(np.float32),
+                short_features(extractor, clip, clip_s),
+                padded_features(extractor, teacher),
                 text,
                 clip if quiet else None,
                 taught_by_twin,
@@ -189,25 +179,18 @@ def load_windows(
     from faster_whisper.feature_extractor import FeatureExtractor
 
     extractor = FeatureExtractor(feature_size=n_mels)
-    longest = max(lengths)
+    choices = sorted(lengths)
     windows = []
-    for row, pcm in recordings.clips(longest):
+    for row, pcm in recordings.clips(choices[-1]):
         rng = random.Random(f"{seed}:{row.path.name}:window")
-        seconds = rng.choice(sorted(lengths))
+        seconds = rng.choice(choices)
         n = int(seconds * TARGET_RATE)
-        clip = np.zeros(n, np.float32)
-        clip[: min(n, len(pcm))] = pcm[:n]
-        teacher = clip
-        if row.clean_path is not None:
-            teacher = np.zeros(n, np.float32)
-            heard = read_16k(row.clean_path)[:n]
-            teacher[: len(heard)] = heard
-        padded = np.zeros(WHISPER_INPUT_S * TARGET_RATE, np.float32)
-        padded[:n] = teacher
+        clip = fitted(pcm, n)
+        teacher = fitted(read_16k(row.clean_path), n) if row.clean_path is not None else clip
         windows.append(
             Clip(
-                extractor(clip)[:, : int(seconds * FRAMES_PER_S)].astype(np.float32),
-                extractor(padded)[:, : WHISPER_INPUT_S * FRAMES_PER_S].astype(np.float32),
+                short_features(extractor, clip, seconds),
+                padded_features(extractor, teacher),
                 "",
                 taught_by_twin=teacher is not clip,
                 text_from_teacher=True,
@@ -215,6 +198,25 @@ def load_windows(
             )
         )
     return windows
+
+
+def fitted(audio: np.ndarray, n: int) -> np.ndarray:
+    """``audio`` cut at ``n`` samples, or followed by silence up to them."""
+    out = np.zeros(n, np.float32)
+    kept = audio[:n]
+    out[: len(kept)] = kept
+    return out
+
+
+def short_features(extractor: Any, clip: np.ndarray, seconds: float) -> np.ndarray:
+    """The log-mel frames of ``clip`` (``seconds`` long) alone, as the runtime computes them."""
+    return np.asarray(extractor(clip)[:, : int(seconds * FRAMES_PER_S)], np.float32)
+
+
+def padded_features(extractor: Any, teacher: np.ndarray) -> np.ndarray:
+    """The log-mel frames of ``teacher`` padded with silence to Whisper's 30 s."""
+    padded = fitted(teacher, WHISPER_INPUT_S * TARGET_RATE)
+    return np.asarray(extractor(padded)[:, : WHISPER_INPUT_S * FRAMES_PER_S], np.float32)
 
 
 def positions_of(clip: Clip) -> int:
@@ -442,13 +444,14 @@ def finetune(
         windows = load_windows(
             recordings, options.window_lengths, model.config.num_mel_bins, options.seed
         )
+    taught_clips = clips + windows
     taught = cached_teacher_states(
         options.teacher_cache,
-        teacher_key(checkpoint, clips + windows) if options.teacher_cache else "",
-        lambda: teacher_states(model, clips + windows, options.batch_size, tokenizer),
+        teacher_key(checkpoint, taught_clips) if options.teacher_cache else "",
+        lambda: teacher_states(model, taught_clips, options.batch_size, tokenizer),
     )
     targets = taught.states
-    for clip, text in zip(clips + windows, taught.texts, strict=True):
+    for clip, text in zip(taught_clips, taught.texts, strict=True):
         if clip.text_from_teacher:
             heard = text or ""
             clip.text = (
@@ -457,7 +460,7 @@ def finetune(
     prefix = tokenizer.convert_tokens_to_ids(["<|notimestamps|>"])
     eot = tokenizer.convert_tokens_to_ids("<|endoftext|>")
     labels = [
-        torch.tensor(prefix + transcript_ids(tokenizer, c.text) + [eot]) for c in clips + windows
+        torch.tensor(prefix + transcript_ids(tokenizer, c.text) + [eot]) for c in taught_clips
     ]
     mixtures = talk_mixtures(
         clips,
@@ -472,7 +475,7 @@ def finetune(
         c.quiet_audio = c.talker_audio = c.room_audio = None  # only the mixtures needed them
     rows = [
         {"input_features": torch.from_numpy(c.features), "teacher_states": t, "labels": y}
-        for c, t, y in zip(clips + windows, targets, labels, strict=True)
+        for c, t, y in zip(taught_clips, targets, labels, strict=True)
     ] + [
         {
             "input_features": torch.from_numpy(m.features),
