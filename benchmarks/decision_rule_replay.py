@@ -24,6 +24,11 @@ Then, on the held-out calls, without the tone detector:
    variant the split-half log loss, the rule's outcome, and under loud background talk
    the decided calls' mean stated confidence against their share right.
 3. Whisper's log-probability as an input of the classifier instead.
+4. **A scale per window** (what ``amd-train classifier --calibrate`` fits): one scale for
+   all asks against one per ask length, each fit on the calls of half the held-out
+   templates and measured on the other half; the split-half log loss per window, the
+   rule's outcome at each threshold pair, and the 2 s asks stated at 0.8 or more: their
+   mean stated confidence against their share right.
 
 Nothing is asserted; the figures are in ``docs/accuracy.md``.
 """
@@ -51,7 +56,7 @@ from bridge.engine.detector import Transcriber
 from bridge.engine.models import resolve_whisper_model
 from bridge.session.call import DecisionPolicy
 from bridge.session.decision import TIMING_FEATURE_NAMES, TimingFeatures
-from training.calibration import Ask, asks_of, fit_scale
+from training.calibration import Ask, asks_of, fit_scale, fit_window_scales
 from training.classifier import Example, accepted_ask, fit
 from training.manifests import read_16k, read_classification_manifest
 
@@ -292,6 +297,63 @@ def room_scales(held: Sequence[Heard], z: np.ndarray) -> list[dict[str, Any]]:
     return out
 
 
+def window_scales(held: Sequence[Heard], z: np.ndarray) -> list[dict[str, Any]]:
+    """One scale for every ask against one per window, fit on half the held-out
+    templates and measured on the other half, both ways."""
+    y = np.array([h.example.label for h in held], dtype=np.float64)
+    windows = np.array([h.example.window_s or 0.0 for h in held])
+    groups = sorted({h.example.group for h in held})
+    halves = (set(groups[0::2]), set(groups[1::2]))
+    out = []
+    for per_window in (False, True):
+        p = np.zeros(len(held))
+        for fit_on, check_on in (halves, halves[::-1]):
+            f = [i for i, h in enumerate(held) if h.example.group in fit_on]
+            asks = [Ask("", windows[i], z[i], bool(y[i]), True) for i in f]
+            one = fit_scale(asks)
+            by_window = fit_window_scales(asks) if per_window else None
+            for i, h in enumerate(held):
+                if h.example.group in check_on:
+                    scale = by_window.at(windows[i]) if by_window else one
+                    p[i] = 1 / (1 + math.exp(-scale * z[i]))
+        p = np.clip(p, 1e-12, 1 - 1e-12)
+        loss = -(y * np.log(p) + (1 - y) * np.log(1 - p))
+        first = windows == windows.min()
+        sure = first & (np.maximum(p, 1 - p) >= 0.8)
+        rules = []
+        for threshold, final in THRESHOLDS:
+            total, when, _ = replay(
+                list(zip(held, p.tolist(), strict=True)),
+                DecisionPolicy(threshold=threshold, final_threshold=final),
+            )
+            rules.append(
+                {
+                    "threshold": threshold,
+                    "final_threshold": final,
+                    "right_wrong_notsure": total.share(),
+                    "decision_p50_s": float(np.percentile(when, 50)) if when else None,
+                }
+            )
+        out.append(
+            {
+                "per_window": per_window,
+                "split_half_log_loss": float(loss.mean()),
+                "log_loss_by_window": {
+                    str(w): float(loss[windows == w].mean()) for w in sorted(set(windows))
+                },
+                "rule": rules,
+                "first_window_sure_asks": int(sure.sum()),
+                "their_mean_stated": float(np.maximum(p, 1 - p)[sure].mean())
+                if sure.any()
+                else None,
+                "their_share_right": (
+                    float(((p >= 0.5) == (y == 1))[sure].mean()) if sure.any() else None
+                ),
+            }
+        )
+    return out
+
+
 INPUTS_SHOWN = ("snr_db", "background_speech_s", "speech_ratio", LOGPROB)
 
 
@@ -406,6 +468,24 @@ def summary(record: dict[str, Any]) -> str:
             f"classifier {'with' if v['whisper_logprob_as_input'] else 'without'} Whisper's "
             f"log-probability as an input: {_pct(v['right_wrong_notsure'])}"
         )
+    lines += ["", "one scale or one per window (split halves): log loss; first-window asks at 0.8+"]
+    for v in record["window_scales"]:
+        name = "per window" if v["per_window"] else "one scale"
+        lines.append(
+            f"{name:10s} {v['split_half_log_loss']:.4f} "
+            f"({', '.join(f'{w} s {x:.4f}' for w, x in v['log_loss_by_window'].items())}); "
+            + (
+                f"{v['first_window_sure_asks']} asks stated {v['their_mean_stated']:.3f}, "
+                f"right {v['their_share_right']:.3f}"
+                if v["first_window_sure_asks"]
+                else "none stated 0.8"
+            )
+        )
+        for r in v["rule"]:
+            lines.append(
+                f"    {r['threshold']:.2f}/{r['final_threshold']:.2f}   "
+                f"{_pct(r['right_wrong_notsure'])}, p50 {r['decision_p50_s']:.1f} s"
+            )
     lines.append(f"({record['seconds']} s)")
     return "\n".join(lines)
 
@@ -458,6 +538,9 @@ def main() -> None:
             [h for h, d in zip(held, default, strict=True) if d], z[default]
         ),
         "whisper_logprob_as_input": as_input(train, held),
+        "window_scales": window_scales(
+            [h for h, d in zip(held, default, strict=True) if d], z[default]
+        ),
         "seconds": round(time.perf_counter() - t0, 1),
     }
     print(summary(record))

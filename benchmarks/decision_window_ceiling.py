@@ -3,7 +3,7 @@ is the words themselves: the same classifier trained on what Whisper hears in ea
 window, against the same classifier trained on the words actually spoken by then.
 
     python benchmarks/decision_window_ceiling.py --corpus build/defaults/corpus \
-        [--whisper-model embedded] [--windows 2,3,4,5] [--json out.json]
+        [--whisper-model embedded] [--windows 2,3,4,5] [--words-only] [--json out.json]
 
 The corpus is what ``amd-train corpus`` writes (``manifest.csv`` with its fixed
 ``split`` column: held-out voices speaking held-out templates). Both classifiers are
@@ -15,7 +15,15 @@ speech (silero VAD windows over the whole file) that falls inside the window. Th
 figure also counts the held-out windows whose spoken words begin a template of the
 other label (``training/data/openers.csv``, a slot matching as many words as its
 values take): those words could come from either, so no transcript of them
-tells the two apart; only timing could. Nothing is asserted.
+tells the two apart; only timing could.
+
+Then the service's rule is replayed on the held-out calls with the words-spoken
+classifier (calibrated per window on the held-out asks, as ``amd-train classifier
+--calibrate`` does; default thresholds, no tone detector), once for each window taken as
+the maximum (``AMD_MAX_WINDOW_S``): how far a perfect listener would get, and how much
+waiting longer would add. A recording shorter than a window is heard with silence after
+it, as a caller would hear the line once the callee stops. ``--words-only`` leaves Whisper
+out (a minute instead of most of an hour). Nothing is asserted.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -36,8 +45,10 @@ from bridge.engine.asr import AsrOptions
 from bridge.engine.detector import Transcriber
 from bridge.engine.models import resolve_whisper_model
 from bridge.engine.vad import WINDOW_S, SpeechTimer, timing_from_probabilities
+from bridge.session.call import DecisionPolicy
 from training.asr_eval import normalize
-from training.classifier import Example, examples_from_manifest, fit
+from training.calibration import calibrate
+from training.classifier import Example, accepted_ask, examples_from_manifest, fit
 from training.manifests import LabelledRow, read_16k, read_classification_manifest
 from training.texts import COMPANIES, DAYS, NAMES, SURNAMES, Template, load_templates
 
@@ -110,7 +121,10 @@ def spoken_examples(
     """One example per recording and window from the words spoken by then."""
     out = []
     for row in report_rows:
-        probs = timer.speech_probabilities(read_16k(row.path))
+        audio = read_16k(row.path)
+        longest = int(max(windows) * 16000)
+        audio = np.concatenate([audio, np.zeros(max(0, longest - len(audio)), audio.dtype)])
+        probs = timer.speech_probabilities(audio)
         speech = probs >= VAD_THRESHOLD
         for w in windows:
             n = int(round(w / WINDOW_S))
@@ -142,6 +156,47 @@ def held_out_right(examples: Sequence[Example]) -> dict[Key, bool]:
     }
 
 
+def rule_by_max_window(examples: Sequence[Example]) -> dict[str, dict[str, Any]]:
+    """The service's rule on the held-out calls, each window taken in turn as the last:
+    right / wrong / NOTSURE and the decision times, with the classifier fit on the
+    training side and calibrated per window on the held-out asks up to that window."""
+    out = {}
+    windows = sorted({e.window_s for e in examples if e.window_s is not None})
+    for last in windows:
+        asked = [e for e in examples if e.window_s is not None and e.window_s <= last]
+        clf = fit([e for e in asked if e.split == "train"])
+        test = [e for e in asked if e.split == "test"]
+        calibrate(clf, test, DecisionPolicy().threshold)
+        probs = clf.proba_human_batch([e.text for e in test], [e.timing for e in test])
+        calls: dict[str, tuple[int, list[tuple[float, float, bool]]]] = {}
+        for e, p in zip(test, probs, strict=True):
+            assert e.window_s is not None and e.timing is not None
+            calls.setdefault(e.recording or "", (e.label, []))[1].append(
+                (e.window_s, p, e.timing.has_speech)
+            )
+        policy = DecisionPolicy(max_window_s=max(last, DecisionPolicy().window_s))
+        right = wrong = 0
+        when = []
+        for label, call_asks in calls.values():
+            accepted = accepted_ask(call_asks, policy)
+            if accepted is None:
+                continue
+            when.append(accepted[0])
+            if (accepted[1] >= 0.5) == (label == 1):
+                right += 1
+            else:
+                wrong += 1
+        n = max(len(calls), 1)
+        out[str(last)] = {
+            "right": right / n,
+            "wrong": wrong / n,
+            "notsure": (n - right - wrong) / n,
+            "decision_p50_s": float(np.percentile(when, 50)) if when else None,
+            "decision_p90_s": float(np.percentile(when, 90)) if when else None,
+        }
+    return out
+
+
 def share(flags: Sequence[bool]) -> float | None:
     return float(np.mean(flags)) if flags else None
 
@@ -151,6 +206,9 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, required=True, help="amd-train corpus output")
     parser.add_argument("--whisper-model", default="embedded-short")
     parser.add_argument("--windows", default="2,3,4,5")
+    parser.add_argument(
+        "--words-only", action="store_true", help="only the words spoken, no Whisper"
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     windows = [float(w) for w in args.windows.split(",")]
@@ -160,9 +218,12 @@ def main() -> None:
         sys.exit("the manifest needs a split column with train and test rows (amd-train corpus)")
     start = time.perf_counter()
     spoken = spoken_examples(rows, windows, SpeechTimer(VAD_THRESHOLD))
-    whisper = resolve_whisper_model(args.whisper_model)
-    heard = examples_from_manifest(report, lambda: Transcriber(whisper, AsrOptions()), windows)
-    by_whisper, by_words = held_out_right(heard), held_out_right(spoken)
+    by_whisper: dict[Key, bool] = {}
+    if not args.words_only:
+        whisper = resolve_whisper_model(args.whisper_model)
+        heard = examples_from_manifest(report, lambda: Transcriber(whisper, AsrOptions()), windows)
+        by_whisper = held_out_right(heard)
+    by_words = held_out_right(spoken)
     templates = load_templates()
     label = {1: "human", 0: "machine"}
     both = {
@@ -176,7 +237,7 @@ def main() -> None:
         amb = [k for k in keys if both[k]]
         rest = [k for k in keys if not both[k]]
         table[str(w)] = {
-            "whisper_transcripts": share([by_whisper[k] for k in keys]),
+            "whisper_transcripts": share([by_whisper[k] for k in keys if k in by_whisper]),
             "words_spoken": share([by_words[k] for k in keys]),
             "share_words_begin_both_labels": share([both[k] for k in keys]),
             "words_spoken_when_they_begin_both": share([by_words[k] for k in amb]),
@@ -188,6 +249,7 @@ def main() -> None:
         "whisper_model": args.whisper_model,
         "recordings": {"train": len(rows) - tests, "test": tests},
         "held_out_accuracy": table,
+        "rule_on_words_spoken_by_max_window": rule_by_max_window(spoken),
         "seconds": round(time.perf_counter() - start, 1),
     }
     print(f"held-out recordings: {tests} (train {len(rows) - tests}); held-out accuracy:")
@@ -198,6 +260,14 @@ def main() -> None:
             f"{_fmt(t['share_words_begin_both_labels']):>31}, "
             f"{_fmt(t['words_spoken_when_they_begin_both'])} | {_fmt(t['words_spoken_otherwise'])}"
         )
+    print("\nthe service's rule on the words spoken, each window as the maximum:")
+    print("max window s | right / wrong / NOTSURE | decision p50, p90 s")
+    for w, r in record["rule_on_words_spoken_by_max_window"].items():
+        print(
+            f"{w:>12} | {r['right']:.1%} / {r['wrong']:.1%} / {r['notsure']:.1%} | "
+            f"{_fmt(r['decision_p50_s'])}, {_fmt(r['decision_p90_s'])}"
+        )
+    print(f"({record['seconds']} s)")
     if args.json:
         args.json.write_text(json.dumps(record, indent=2) + "\n")
 

@@ -6,7 +6,16 @@ import math
 
 import pytest
 
-from training.calibration import Ask, decided_calls, fit_scale, reliability, split_half_check
+from bridge.engine.classifier import WindowScales
+from training.calibration import (
+    MIN_ASKS_PER_WINDOW,
+    Ask,
+    decided_calls,
+    fit_scale,
+    fit_window_scales,
+    reliability,
+    split_half_check,
+)
 
 
 def overconfident_calls(n: int = 200) -> list[Ask]:
@@ -62,3 +71,71 @@ def test_the_offline_replay_takes_the_last_ask_as_the_final_one():
     assert accepted_ask(asks, DecisionPolicy(final_threshold=0.7)) == (5.0, 0.72)
     assert accepted_ask(asks, DecisionPolicy(threshold=0.74)) == (2.0, 0.75)
     assert accepted_ask([(5.0, 0.72, False)], DecisionPolicy(final_threshold=0.7)) is None
+
+
+def calls_surer_late(n: int = 200) -> list[Ask]:
+    """Each call asked at 2 s and 5 s with log-odds +-3 (stated 0.95): right 3 times in 4
+    at 2 s, 19 times in 20 at 5 s, as the first words of a call are more often wrong."""
+    asks = []
+    for i in range(n):
+        human = i % 2 == 0
+        for window, right in ((2.0, i % 4 < 3), (5.0, i % 20 != 19)):
+            z = 3.0 if human == right else -3.0
+            asks.append(Ask(f"call{i}", window, z, human, has_speech=True))
+    return asks
+
+
+def test_each_window_gets_the_scale_that_makes_it_state_what_it_gets_right():
+    asks = calls_surer_late()
+    scales = fit_window_scales(asks)
+    assert scales is not None and scales.windows == (2.0, 5.0)
+    assert scales.scales == pytest.approx((math.log(3) / 3, math.log(19) / 3), rel=1e-3)
+    # the rule decides every call at its 2 s ask: one scale states more than it gets right
+    one = reliability(asks, fit_scale(asks), 0.7)
+    per_window = reliability(asks, scales, 0.7)
+    assert one["share_right"] == per_window["share_right"] == pytest.approx(0.75)
+    assert one["mean_stated"] > 0.8
+    assert per_window["mean_stated"] == pytest.approx(0.75, abs=1e-3)
+
+
+def test_one_scale_where_the_windows_cannot_each_carry_their_own():
+    asks = calls_surer_late()
+    assert fit_window_scales([a for a in asks if a.window_s == 2.0]) is None  # one window
+    few = calls_surer_late(MIN_ASKS_PER_WINDOW - 2)
+    assert fit_window_scales(few) is None
+    one_label = [a for a in asks if a.window_s == 2.0 or a.human]
+    assert fit_window_scales(one_label) is None
+
+
+def test_calibrate_sets_window_scales_on_the_model_that_survive_its_file(tmp_path):
+    from bridge.engine.classifier import AmdClassifier
+    from bridge.session.decision import TimingFeatures
+    from training.calibration import calibrate
+    from training.classifier import Example, fit
+
+    texts = {1: "hello who is this", 0: "please leave a message after the tone"}
+    train = [
+        Example(texts[y], TimingFeatures(0.5, 1.0, 0.5, 1, 2.0), y, f"t{i}")
+        for i, y in enumerate([0, 1] * 10)
+    ]
+    clf = fit(train, min_df=1)
+    held_out = []
+    for i in range(120):  # the 2 s asks hear the other label's words a quarter of the time
+        human = i % 2
+        for window, misheard in ((2.0, i % 4 == 3), (4.0, False)):
+            timing = TimingFeatures(0.5, 1.0, 0.5, 1, window)
+            text = texts[1 - human if misheard else human]
+            held_out.append(Example(text, timing, human, f"h{i // 4}", window, f"call{i}"))
+    record = calibrate(clf, held_out, 0.8)
+    scales = clf.model.window_scales
+    assert isinstance(scales, WindowScales) and scales.windows == (2.0, 4.0)
+    assert scales.scales[0] < clf.model.logit_scale < scales.scales[1]
+    assert record["window_scales"] == {"2.0": scales.scales[0], "4.0": scales.scales[1]}
+    # one scale decides at 2 s, stating more than it gets right; a scale per window
+    # leaves the 2 s asks below the threshold and decides at 4 s, where it is right
+    one, after = record["one_scale"], record["after"]
+    assert one["share_right"] == pytest.approx(0.75) and one["mean_stated"] > 0.85
+    assert after["share_right"] == 1.0 and after["mean_stated"] > 0.99
+    path = tmp_path / "calibrated.npz"
+    clf.save(path)
+    assert AmdClassifier.load(path).model.window_scales == scales

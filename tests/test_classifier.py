@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from bridge.engine.classifier import FORMAT, AmdClassifier
+from bridge.engine.classifier import FORMAT, AmdClassifier, WindowScales
 from bridge.engine.textfeatures import (
     AnalyzerConfig,
     TfidfFeaturizer,
@@ -110,7 +110,9 @@ class _Exploit:
 
 def _saved(tmp_path) -> dict:
     path = tmp_path / "good.npz"
-    fit(_examples(True), min_df=1).save(path)
+    clf = fit(_examples(True), min_df=1)
+    clf.model.window_scales = WindowScales((2.0, 5.0), (0.6, 0.9))
+    clf.save(path)
     with np.load(path) as data:
         return {k: data[k] for k in data.files}
 
@@ -152,6 +154,10 @@ def test_a_file_that_is_not_an_npz_archive_is_refused_saying_so(tmp_path, conten
         (lambda a: a.update(timing_scale=np.zeros_like(a["timing_scale"])), "invalid weights"),
         (lambda a: a.update(intercept=np.array(np.nan)), "invalid weights"),
         (lambda a: a.update(logit_scale=np.array(0.0)), "invalid weights"),
+        (lambda a: a.update(scale_windows=np.array([3.0, 2.0])), "windows must increase"),
+        (lambda a: a.update(window_scale_values=np.array([0.5])), "as many scales"),
+        (lambda a: a.update(window_scale_values=np.array([0.5, 0.0])), "scales positive"),
+        (lambda a: a.update(scale_windows=np.array([2.0, np.inf])), "must be finite"),
         (lambda a: a.update(timing_names=np.array(["a", "b", "c", "d", "e"])), "expects timing"),
         (lambda a: a.update(meta=np.array("{not json")), "metadata"),
     ],
@@ -202,3 +208,41 @@ def test_a_file_from_before_calibration_loads_with_scale_one(tmp_path):
     path = tmp_path / "old.npz"
     np.savez(path, **arrays)
     assert AmdClassifier.load(path).model.logit_scale == 1.0
+
+
+def test_window_scales_interpolate_between_the_fitted_windows_and_hold_beyond():
+    scales = WindowScales((2.0, 3.0, 5.0), (0.6, 0.8, 1.0))
+    assert [scales.at(s) for s in (1.0, 2.0, 2.5, 3.0, 4.0, 5.0, 9.0)] == pytest.approx(
+        [0.6, 0.6, 0.7, 0.8, 0.9, 1.0, 1.0]
+    )
+
+
+def test_the_scale_follows_the_length_of_audio_asked_about_and_survives_a_round_trip(tmp_path):
+    clf = fit(_examples(True), min_df=1)
+    text, timing = TEXTS[0], TIMINGS[0]
+    p = clf.proba_human(text, timing)
+    z = math.log(p / (1 - p))
+    clf.model.logit_scale = 0.8  # serves asks without timing only, once there are windows
+    clf.model.window_scales = WindowScales((2.0, 5.0), (0.5, 1.0))
+    path = tmp_path / "windows.npz"
+    clf.save(path)
+    loaded = AmdClassifier.load(path)
+    assert loaded.model.window_scales == clf.model.window_scales
+    assert timing.clip_s == 2.0
+    assert loaded.proba_human(text, timing) == pytest.approx(1 / (1 + math.exp(-0.5 * z)))
+    for clip_s, scale in ((1.5, 0.5), (3.5, 0.75), (5.0, 1.0), (8.0, 1.0)):
+        longer = TimingFeatures(**{**timing.__dict__, "clip_s": clip_s})
+        assert loaded.model.scale_for(longer) == pytest.approx(scale)
+    assert loaded.model.scale_for(None) == 0.8
+
+
+def test_a_model_calibrated_with_one_scale_stores_no_window_scales(tmp_path):
+    clf = fit(_examples(True), min_df=1)
+    path = tmp_path / "one.npz"
+    clf.save(path)
+    assert AmdClassifier.load(path).model.window_scales is None
+    arrays = _saved(tmp_path)  # and files from before window scales existed
+    arrays.pop("scale_windows")
+    arrays.pop("window_scale_values")
+    np.savez(path, **arrays)
+    assert AmdClassifier.load(path).model.window_scales is None

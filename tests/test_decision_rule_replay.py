@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
 
-from decision_rule_replay import Heard, fit_input_scale, replay, standardised
+from decision_rule_replay import Heard, fit_input_scale, replay, standardised, window_scales
 
 from bridge.session.call import DecisionPolicy
 from bridge.session.decision import TimingFeatures
@@ -64,3 +64,23 @@ def test_scale_inputs_are_clipped_after_standardising():
     x = np.array([[0.0], [10.0], [-100.0]])
     out = standardised(x, np.array([0.0]), np.array([2.0]))
     assert out[:, 0].tolist() == [0.0, 3.0, -3.0]
+
+
+def test_a_scale_per_window_states_at_2_s_what_the_2_s_asks_get_right():
+    rng = np.random.default_rng(1)
+    held, z = [], []
+    for n in range(600):  # 2 s asks right 17 times in 20, 5 s asks 19 in 20, all stating 0.95
+        human = bool(n % 2)
+        for window, p_right in ((2.0, 0.85), (5.0, 0.95)):
+            heard = Heard(
+                Example("", SPEECH, int(human), f"t{n % 60}", window, f"call{n}", "test"), 0.0, ""
+            )
+            held.append(heard)
+            z.append(3.0 if (rng.random() < p_right) == human else -3.0)
+    one, per_window = window_scales(held, np.array(z))
+    assert per_window["split_half_log_loss"] < one["split_half_log_loss"]
+    assert per_window["their_mean_stated"] < one["their_mean_stated"]
+    over = {
+        v["per_window"]: v["their_mean_stated"] - v["their_share_right"] for v in (one, per_window)
+    }
+    assert over[False] > 0.03 and abs(over[True]) < 0.015, over

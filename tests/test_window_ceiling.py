@@ -10,8 +10,17 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
 
-from decision_window_ceiling import WINDOW_S, ambiguous, begins, words, words_heard
+from decision_window_ceiling import (
+    WINDOW_S,
+    ambiguous,
+    begins,
+    rule_by_max_window,
+    words,
+    words_heard,
+)
 
+from bridge.session.decision import TimingFeatures
+from training.classifier import Example
 from training.texts import Template, load_templates
 
 
@@ -61,3 +70,30 @@ def test_the_project_templates_share_openings_across_labels():
     assert ambiguous("Hey, it's Luis.", "machine", templates)
     assert ambiguous("Hello, I'm sorry", "machine", templates)
     assert not ambiguous("Hello, I'm sorry I missed your call.", "machine", templates)
+
+
+def test_the_rule_waits_for_the_words_that_tell_the_labels_apart():
+    """At 2 s every call has said "hello"; by 3 s a person asks who it is and a greeting
+    asks for a message. With 2 s as the maximum the rule cannot know; with 3 s it can."""
+    said = {
+        2.0: {1: "hello", 0: "hello"},
+        3.0: {1: "hello who is this", 0: "hello leave a message"},
+    }
+    examples = [
+        Example(
+            said[w][human],
+            TimingFeatures(0.3, w - 0.5, 0.2, 1, w),
+            human,
+            f"t{n}",
+            w,
+            f"{split}{n}",
+            split,
+        )
+        for split in ("train", "test")
+        for n in range(40)
+        for human in [n % 2]
+        for w in (2.0, 3.0)
+    ]
+    by_max = rule_by_max_window(examples)
+    assert by_max["2.0"]["notsure"] == 1.0  # "hello" is either, whatever the threshold
+    assert by_max["3.0"]["right"] == 1.0 and by_max["3.0"]["decision_p50_s"] == 3.0

@@ -279,8 +279,9 @@ def train_and_report(
     held-out side and so can be evaluated on it). Also returns that training-side model
     (the same object without ``refit``), with its own record.
 
-    With ``calibrate_at`` (the service's threshold), the log-odds scale is fit on the
-    held-out side (``training.calibration``) and set on both models; the held-out figures
+    With ``calibrate_at`` (the service's threshold), the log-odds scales (one per window
+    where there are enough asks) are fit on the held-out side (``training.calibration``)
+    and set on both models; the held-out figures
     are then the calibrated model's."""
     from training.calibration import calibrate
 
@@ -291,6 +292,7 @@ def train_and_report(
     held_out = evaluate(on_train, test)
     final = fit(examples, c=c) if refit else on_train
     final.model.logit_scale = on_train.model.logit_scale
+    final.model.window_scales = on_train.model.window_scales
     record = {
         "source": source,
         "examples": len(examples),
@@ -411,9 +413,18 @@ def _calibration_lines(cal: dict[str, Any]) -> list[str]:
             f"| {r['share_right']:.3f} |"
         )
 
+    windows = cal.get("window_scales")
+    if windows:
+        scaled = "by " + ", ".join(f"{v:.3f} at {w} s" for w, v in windows.items())
+        how = (
+            f"{scaled} of audio (linear between, held beyond the ends; one scale over all "
+            f"asks would be {cal['logit_scale']:.3f}, and is used for asks without timing)"
+        )
+    else:
+        how = f"by {cal['logit_scale']:.3f}"
     lines = [
         "",
-        f"Calibrated on the held-out side: the log-odds are scaled by {cal['logit_scale']:.3f}",
+        f"Calibrated on the held-out side: the log-odds are scaled {how}",
         f"(least log loss over {cal['held_out_asks']} held-out asks). The figures above are",
         "the calibrated model's. Decided calls at the threshold "
         f"{cal['threshold']}, before and after:",
@@ -421,11 +432,15 @@ def _calibration_lines(cal: dict[str, Any]) -> list[str]:
         "| | calls | decided | mean stated confidence | share right |",
         "|---|---|---|---|---|",
         row("before", cal["before"]),
-        row("after", cal["after"]),
     ]
+    if windows and "one_scale" in cal:
+        lines.append(row("one scale for all windows", cal["one_scale"]))
+    lines.append(row("after", cal["after"]))
     for n, half in enumerate(cal.get("split_half", []), start=1):
-        lines.append(
-            row(f"half {n}, fit on the other half (scale {half['scale']:.3f})", half["after"])
+        fitted = half.get("window_scales")
+        scales = (
+            ", ".join(f"{v:.3f}" for v in fitted.values()) if fitted else f"{half['scale']:.3f}"
         )
+        lines.append(row(f"half {n}, fit on the other half (scale {scales})", half["after"]))
         lines.append(row(f"half {n}, uncalibrated", half["before"]))
     return lines

@@ -25,6 +25,29 @@ FORMAT = "amd-classifier/1"
 FloatArray = npt.NDArray[np.float64]
 
 
+@dataclass(frozen=True)
+class WindowScales:
+    """Log-odds scales fit per length of audio asked about (``amd-train classifier
+    --calibrate``): an ask at 2 s is less sure of its words than one at 5 s, so one scale
+    for all asks states too much early and too little late. Between two fitted windows
+    the scale is interpolated linearly; before the first and after the last it is theirs."""
+
+    windows: tuple[float, ...]  # seconds of callee audio, increasing
+    scales: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        w, s = np.asarray(self.windows, np.float64), np.asarray(self.scales, np.float64)
+        if len(w) == 0 or len(w) != len(s):
+            raise ValueError("window scales need as many scales as windows, at least one")
+        if not (np.all(np.isfinite(w)) and np.all(np.isfinite(s)) and np.all(s > 0)):
+            raise ValueError("window scales must be finite and the scales positive")
+        if np.any(np.diff(w) <= 0):
+            raise ValueError("window scales' windows must increase")
+
+    def at(self, clip_s: float) -> float:
+        return float(np.interp(clip_s, self.windows, self.scales))
+
+
 @dataclass
 class ClassifierModel:
     """Everything the runtime needs; ``meta`` carries the training record."""
@@ -41,10 +64,23 @@ class ClassifierModel:
     # The log-odds are multiplied by this before the sigmoid: fit on held-out calls
     # (``amd-train classifier --calibrate``) so that a stated confidence means what it says.
     logit_scale: float = 1.0
+    # When set, the scale for an ask depends on its clip's length (``TimingFeatures.clip_s``)
+    # and ``logit_scale`` serves only asks without timing.
+    window_scales: WindowScales | None = None
 
     @property
     def uses_timing(self) -> bool:
         return len(self.timing_coef) > 0
+
+    def scale_for(self, timing: TimingFeatures | None) -> float:
+        """The log-odds scale for an ask with ``timing``."""
+        return self.scale_at(None if timing is None else timing.clip_s)
+
+    def scale_at(self, clip_s: float | None) -> float:
+        """The log-odds scale for an ask about ``clip_s`` seconds (None: not known)."""
+        if self.window_scales is None or clip_s is None:
+            return self.logit_scale
+        return self.window_scales.at(clip_s)
 
 
 def probability(log_odds: float) -> float:
@@ -69,7 +105,7 @@ class AmdClassifier:
                 raise ValueError("this classifier needs timing features")
             x = (np.asarray(timing.as_vector()) - self.model.timing_mean) / self.model.timing_scale
             z += float(np.dot(x, self.model.timing_coef))
-        return probability(z * self.model.logit_scale)
+        return probability(z * self.model.scale_for(timing))
 
     def proba_human_batch(
         self, transcripts: Sequence[str], timings: Sequence[TimingFeatures | None]
@@ -98,6 +134,12 @@ class AmdClassifier:
                 logit_scale=np.array(m.logit_scale, dtype=np.float64),
                 timing_mean=m.timing_mean.astype(np.float64),
                 timing_scale=m.timing_scale.astype(np.float64),
+                scale_windows=np.array(
+                    m.window_scales.windows if m.window_scales else (), dtype=np.float64
+                ),
+                window_scale_values=np.array(
+                    m.window_scales.scales if m.window_scales else (), dtype=np.float64
+                ),
                 meta=np.array(json.dumps(meta, sort_keys=True)),
             )
 
@@ -167,6 +209,7 @@ def _model_from_arrays(arrays: dict[str, np.ndarray], path: Path) -> ClassifierM
         or logit_scale <= 0
     ):
         raise ModelError(f"classifier file {path} holds non-finite or invalid weights")
+    window_scales = _window_scales(arrays, path)
     analyzer_meta = meta.get("analyzer", {})
     analyzer = AnalyzerConfig(
         word_ngrams=_ngram_range(analyzer_meta.get("word_ngrams", (1, 2)), path),
@@ -183,7 +226,21 @@ def _model_from_arrays(arrays: dict[str, np.ndarray], path: Path) -> ClassifierM
         analyzer=analyzer,
         meta=meta,
         logit_scale=logit_scale,
+        window_scales=window_scales,
     )
+
+
+def _window_scales(arrays: dict[str, np.ndarray], path: Path) -> WindowScales | None:
+    """The per-window scales, or None: files from before they existed have none, and a
+    model calibrated with one scale stores empty arrays."""
+    windows = arrays.get("scale_windows", np.zeros(0)).astype(np.float64).ravel()
+    values = arrays.get("window_scale_values", np.zeros(0)).astype(np.float64).ravel()
+    if len(windows) == 0 and len(values) == 0:
+        return None
+    try:
+        return WindowScales(tuple(windows.tolist()), tuple(values.tolist()))
+    except ValueError as exc:
+        raise ModelError(f"classifier file {path} has invalid window scales: {exc}") from exc
 
 
 def _ngram_range(value: Any, path: Path) -> tuple[int, int]:
