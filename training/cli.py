@@ -239,7 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
     clf.add_argument(
         "--calibrate",
         action="store_true",
-        help="fit the log-odds scale on the held-out side, so that the confidence of a "
+        help="fit the log-odds scales on the held-out side, one per window where each has "
+        "100 held-out asks of both labels, else one for all, so that the confidence of a "
         "call's decision at AMD_THRESHOLD means what it says (recordings only)",
     )
     clf.add_argument(
