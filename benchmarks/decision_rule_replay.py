@@ -332,6 +332,7 @@ def window_scales(held: Sequence[Heard], z: np.ndarray) -> list[dict[str, Any]]:
                     "final_threshold": final,
                     "right_wrong_notsure": total.share(),
                     "decision_p50_s": float(np.percentile(when, 50)) if when else None,
+                    "decision_mean_s": float(np.mean(when)) if when else None,
                 }
             )
         out.append(
@@ -484,7 +485,8 @@ def summary(record: dict[str, Any]) -> str:
         for r in v["rule"]:
             lines.append(
                 f"    {r['threshold']:.2f}/{r['final_threshold']:.2f}   "
-                f"{_pct(r['right_wrong_notsure'])}, p50 {r['decision_p50_s']:.1f} s"
+                f"{_pct(r['right_wrong_notsure'])}, decision mean {r['decision_mean_s']:.2f} s, "
+                f"p50 {r['decision_p50_s']:.1f} s"
             )
     lines.append(f"({record['seconds']} s)")
     return "\n".join(lines)
