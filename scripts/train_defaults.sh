@@ -48,8 +48,9 @@ train classifier --manifest "$build/corpus/manifest.csv" --whisper-model "$whisp
     --source "amd-train corpus --variants 6 --composed 2000 --seed 1 (scripts/train_defaults.sh): the 217 templates of training/data/openers.csv spoken 6 times each and 1,964 distinct texts composed from training/data/grammar.toml (12 classes of greeting and live answer) spoken once each, by piper's joe at three pitches and 36 espeak-ng voices (half of the recordings played 0.88-1.14 times as fast), plus 9 greetings composed of Asterisk's recorded prompts, with 0.1-2 s of leading silence and a beep after 85% of the voicemail greetings (20% of carrier messages and IVRs), through a telephone channel (300-3400 Hz, 8 kHz, peak -30 to -3 dBFS, a fifth through GSM 06.10 and a fifth through AMR-NB, then mu-law or A-law) with one condition each (30% clean, 25% band noise at 10-40 dB SNR, 30% one to three other voices of the same side talking 0-20 dB below the callee (everyday talk from training/data/chatter.txt, a fifth of the time a live answer; never a greeting), 15% Asterisk music-on-hold 5-25 dB below; a quarter of them with 1-5% of 20 ms frames lost); 3,320 recordings; held out: 55 templates and 464 composed texts worded with held-out phrases, spoken only by 10 held-out voices; transcribed by $whisper (embedded-short: the embedded tiny.en with the encoder fine-tuned by this script on the corpus's 2 s ASR clips, each heard under a channel condition drawn as the recordings' are, and trained towards the encoder states of the same clip heard alone)"
 # The committed classifier is refit on every recording, held-out ones included; the
 # report on the held-out side uses the classifier the same run fit on the training side
-# only (--held-out-model), from the same transcripts. --calibrate fits one scale of the
-# log-odds on the held-out side and gives it to both (the card has a split-half check).
+# only (--held-out-model), from the same transcripts. --calibrate fits a scale of the
+# log-odds per window on the held-out side and gives them to both (the card has a
+# split-half check).
 train evaluate --manifest "$build/corpus/manifest.csv" --split test --whisper-model "$whisper" \
     --classifier "$build/heldout-classifier.npz" --out "$build/report" --force
 mkdir -p docs/img && cp "$build/report/accuracy_by_time.png" "$build/report/reliability.png" docs/img/
