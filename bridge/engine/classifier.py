@@ -163,7 +163,13 @@ class AmdClassifier:
             raise ModelError(f"classifier file {path} is a folder, not a file") from None
         except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
             raise ModelError(f"classifier file {path} is corrupt or unsafe: {exc}") from exc
-        return cls(_model_from_arrays(arrays, path))
+        try:
+            model = _model_from_arrays(arrays, path)
+        except (ValueError, TypeError) as exc:  # arrays of the wrong type or shape
+            raise ModelError(
+                f"classifier file {path} holds arrays of the wrong kind: {exc}"
+            ) from exc
+        return cls(model)
 
 
 ZIP_MAGIC = b"PK\x03\x04"  # an .npz is a zip archive
@@ -233,8 +239,10 @@ def _model_from_arrays(arrays: dict[str, np.ndarray], path: Path) -> ClassifierM
 def _window_scales(arrays: dict[str, np.ndarray], path: Path) -> WindowScales | None:
     """The per-window scales, or None: files from before they existed have none, and a
     model calibrated with one scale stores empty arrays."""
-    windows = arrays.get("scale_windows", np.zeros(0)).astype(np.float64).ravel()
-    values = arrays.get("window_scale_values", np.zeros(0)).astype(np.float64).ravel()
+    windows = arrays.get("scale_windows", np.zeros(0)).astype(np.float64)
+    values = arrays.get("window_scale_values", np.zeros(0)).astype(np.float64)
+    if windows.ndim != 1 or values.ndim != 1:
+        raise ModelError(f"classifier file {path} has invalid window scales: not 1-D arrays")
     if len(windows) == 0 and len(values) == 0:
         return None
     try:
