@@ -2,10 +2,15 @@
 
 import math
 import pickle
+import tempfile
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from bridge.engine.classifier import FORMAT, AmdClassifier, WindowScales
@@ -164,6 +169,8 @@ def test_a_file_that_is_not_an_npz_archive_is_refused_saying_so(tmp_path, conten
         (lambda a: a.update(intercept=np.array([1.0, 2.0])), "wrong kind"),
         (lambda a: a.update(timing_names=np.array(["a", "b", "c", "d", "e"])), "expects timing"),
         (lambda a: a.update(meta=np.array("{not json")), "metadata"),
+        (lambda a: a.update(meta=np.array("[1, 2]")), "not a JSON object"),
+        (lambda a: a.update(meta=np.array('{"analyzer": 5}')), "'analyzer' is not an object"),
     ],
 )
 def test_inconsistent_model_files_are_refused_with_a_reason(tmp_path, change, message):
@@ -250,3 +257,37 @@ def test_a_model_calibrated_with_one_scale_stores_no_window_scales(tmp_path):
     arrays.pop("window_scale_values")
     np.savez(path, **arrays)
     assert AmdClassifier.load(path).model.window_scales is None
+
+
+def _saved_once() -> dict:
+    clf = fit(_examples(True), min_df=1)
+    clf.model.window_scales = WindowScales((2.0, 5.0), (0.6, 0.9))
+    path = Path(tempfile.mkdtemp()) / "good.npz"
+    clf.save(path)
+    with np.load(path) as data:
+        return {k: data[k] for k in data.files}
+
+
+_SAVED = _saved_once()
+_KEYS = set(_SAVED) - {"format"}  # a wrong format is refused before anything is read
+_ANY_ARRAY = hnp.arrays(
+    dtype=st.sampled_from([np.float64, np.int64, np.bool_, np.dtype("U3")]),
+    shape=hnp.array_shapes(min_dims=0, max_dims=2, min_side=0, max_side=3),
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(changes=st.dictionaries(st.sampled_from(sorted(_KEYS)), _ANY_ARRAY, min_size=1, max_size=3))
+def test_any_arrays_in_a_model_file_load_or_are_refused_with_a_reason(tmp_path_factory, changes):
+    """A file an admin points the service at may hold anything: it loads, or it is a
+    ModelError naming the file, never another exception."""
+    tmp = tmp_path_factory.mktemp("fuzz")
+    arrays = {**_SAVED, **changes}
+    path = tmp / "any.npz"
+    np.savez(path, **arrays)
+    try:
+        clf = AmdClassifier.load(path)
+    except ModelError as exc:
+        assert str(path) in str(exc)
+        return
+    clf.proba_human(TEXTS[0], TIMINGS[0])  # what loads also answers

@@ -198,6 +198,8 @@ def _model_from_arrays(arrays: dict[str, np.ndarray], path: Path) -> ClassifierM
         meta = json.loads(str(need("meta")))
     except json.JSONDecodeError as exc:
         raise ModelError(f"classifier file {path} has unreadable metadata: {exc}") from exc
+    if not isinstance(meta, dict):
+        raise ModelError(f"classifier file {path} has unreadable metadata: not a JSON object")
     if not (len(vocab) == len(idf) == len(text_coef)):
         raise ModelError(f"classifier file {path}: vocabulary and weights differ in length")
     if timing_names and timing_names != TIMING_FEATURE_NAMES:
@@ -217,6 +219,10 @@ def _model_from_arrays(arrays: dict[str, np.ndarray], path: Path) -> ClassifierM
         raise ModelError(f"classifier file {path} holds non-finite or invalid weights")
     window_scales = _window_scales(arrays, path)
     analyzer_meta = meta.get("analyzer", {})
+    if not isinstance(analyzer_meta, dict):
+        raise ModelError(
+            f"classifier file {path} has unreadable metadata: 'analyzer' is not an object"
+        )
     analyzer = AnalyzerConfig(
         word_ngrams=_ngram_range(analyzer_meta.get("word_ngrams", (1, 2)), path),
         char_ngrams=_ngram_range(analyzer_meta.get("char_ngrams", (2, 5)), path),
