@@ -156,44 +156,66 @@ def held_out_right(examples: Sequence[Example]) -> dict[Key, bool]:
     }
 
 
-def rule_by_max_window(examples: Sequence[Example]) -> dict[str, dict[str, Any]]:
-    """The service's rule on the held-out calls, each window taken in turn as the last:
-    right / wrong / NOTSURE and the decision times, with the classifier fit on the
-    training side and calibrated per window on the held-out asks up to that window."""
+def rule_outcomes(examples: Sequence[Example], last: float) -> dict[str, tuple[str, float]]:
+    """The service's rule on each held-out call with ``last`` as the maximum window:
+    ``right``, ``wrong`` or ``notsure``, and when it was decided (the last window for
+    NOTSURE). The classifier is fit on the training side's asks up to ``last`` and
+    calibrated per window on the held-out ones, as ``amd-train classifier --calibrate``."""
+    asked = [e for e in examples if e.window_s is not None and e.window_s <= last]
+    clf = fit([e for e in asked if e.split == "train"])
+    test = [e for e in asked if e.split == "test"]
+    calibrate(clf, test, DecisionPolicy().threshold)
+    probs = clf.proba_human_batch([e.text for e in test], [e.timing for e in test])
+    calls: dict[str, tuple[int, list[tuple[float, float, bool]]]] = {}
+    for e, p in zip(test, probs, strict=True):
+        assert e.window_s is not None and e.timing is not None
+        calls.setdefault(e.recording or "", (e.label, []))[1].append(
+            (e.window_s, p, e.timing.has_speech)
+        )
+    policy = DecisionPolicy(max_window_s=max(last, DecisionPolicy().window_s))
     out = {}
+    for recording, (label, call_asks) in calls.items():
+        accepted = accepted_ask(call_asks, policy)
+        if accepted is None:
+            out[recording] = ("notsure", last)
+        else:
+            right = (accepted[1] >= 0.5) == (label == 1)
+            out[recording] = ("right" if right else "wrong", accepted[0])
+    return out
+
+
+def shares(outcomes: Sequence[tuple[str, float]]) -> dict[str, Any]:
+    """Right / wrong / NOTSURE shares and the decided calls' p50 and p90 times."""
+    n = max(len(outcomes), 1)
+    when = [t for o, t in outcomes if o != "notsure"]
+    return {
+        **{k: sum(o == k for o, _ in outcomes) / n for k in ("right", "wrong", "notsure")},
+        "calls": len(outcomes),
+        "decision_p50_s": float(np.percentile(when, 50)) if when else None,
+        "decision_p90_s": float(np.percentile(when, 90)) if when else None,
+    }
+
+
+def rule_by_max_window(examples: Sequence[Example]) -> dict[str, dict[str, Any]]:
+    """``rule_outcomes``' shares with each window taken in turn as the last."""
     windows = sorted({e.window_s for e in examples if e.window_s is not None})
-    for last in windows:
-        asked = [e for e in examples if e.window_s is not None and e.window_s <= last]
-        clf = fit([e for e in asked if e.split == "train"])
-        test = [e for e in asked if e.split == "test"]
-        calibrate(clf, test, DecisionPolicy().threshold)
-        probs = clf.proba_human_batch([e.text for e in test], [e.timing for e in test])
-        calls: dict[str, tuple[int, list[tuple[float, float, bool]]]] = {}
-        for e, p in zip(test, probs, strict=True):
-            assert e.window_s is not None and e.timing is not None
-            calls.setdefault(e.recording or "", (e.label, []))[1].append(
-                (e.window_s, p, e.timing.has_speech)
-            )
-        policy = DecisionPolicy(max_window_s=max(last, DecisionPolicy().window_s))
-        right = wrong = 0
-        when = []
-        for label, call_asks in calls.values():
-            accepted = accepted_ask(call_asks, policy)
-            if accepted is None:
-                continue
-            when.append(accepted[0])
-            if (accepted[1] >= 0.5) == (label == 1):
-                right += 1
-            else:
-                wrong += 1
-        n = max(len(calls), 1)
-        out[str(last)] = {
-            "right": right / n,
-            "wrong": wrong / n,
-            "notsure": (n - right - wrong) / n,
-            "decision_p50_s": float(np.percentile(when, 50)) if when else None,
-            "decision_p90_s": float(np.percentile(when, 90)) if when else None,
-        }
+    return {str(last): shares(list(rule_outcomes(examples, last).values())) for last in windows}
+
+
+def rule_by_facet(
+    examples: Sequence[Example], facets: dict[str, dict[str, str]], last: float
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """``rule_outcomes``' shares at ``last`` per value of each facet of the calls
+    (``facets``: a recording's text class, background, ...)."""
+    outcomes = rule_outcomes(examples, last)
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for name in sorted({f for values in facets.values() for f in values}):
+        groups: dict[str, list[tuple[str, float]]] = {}
+        for recording, outcome in outcomes.items():
+            value = facets.get(recording, {}).get(name)
+            if value:
+                groups.setdefault(value, []).append(outcome)
+        out[name] = {value: shares(group) for value, group in sorted(groups.items())}
     return out
 
 
@@ -218,6 +240,11 @@ def main() -> None:
         sys.exit("the manifest needs a split column with train and test rows (amd-train corpus)")
     start = time.perf_counter()
     spoken = spoken_examples(rows, windows, SpeechTimer(VAD_THRESHOLD))
+    facets = {
+        str(r.path): {k: v for k, v in r.facets if k in ("text_class", "background")}
+        for r in rows
+        if r.split == "test"
+    }
     by_whisper: dict[Key, bool] = {}
     if not args.words_only:
         whisper = resolve_whisper_model(args.whisper_model)
@@ -250,6 +277,9 @@ def main() -> None:
         "recordings": {"train": len(rows) - tests, "test": tests},
         "held_out_accuracy": table,
         "rule_on_words_spoken_by_max_window": rule_by_max_window(spoken),
+        "rule_on_words_spoken_at_the_default_maximum_by_facet": rule_by_facet(
+            spoken, facets, DecisionPolicy().max_window_s
+        ),
         "seconds": round(time.perf_counter() - start, 1),
     }
     print(f"held-out recordings: {tests} (train {len(rows) - tests}); held-out accuracy:")
@@ -267,6 +297,14 @@ def main() -> None:
             f"{w:>12} | {r['right']:.1%} / {r['wrong']:.1%} / {r['notsure']:.1%} | "
             f"{_fmt(r['decision_p50_s'])}, {_fmt(r['decision_p90_s'])}"
         )
+    default_max = DecisionPolicy().max_window_s
+    print(f"\nthe same at the default maximum ({default_max} s), by text class and background:")
+    for name, values in record["rule_on_words_spoken_at_the_default_maximum_by_facet"].items():
+        for value, r in values.items():
+            print(
+                f"{name:>10} {value:24s} {r['calls']:4d} calls | "
+                f"{r['right']:.1%} / {r['wrong']:.1%} / {r['notsure']:.1%}"
+            )
     print(f"({record['seconds']} s)")
     if args.json:
         args.json.write_text(json.dumps(record, indent=2) + "\n")

@@ -14,6 +14,7 @@ from decision_window_ceiling import (
     WINDOW_S,
     ambiguous,
     begins,
+    rule_by_facet,
     rule_by_max_window,
     words,
     words_heard,
@@ -97,3 +98,9 @@ def test_the_rule_waits_for_the_words_that_tell_the_labels_apart():
     by_max = rule_by_max_window(examples)
     assert by_max["2.0"]["notsure"] == 1.0  # "hello" is either, whatever the threshold
     assert by_max["3.0"]["right"] == 1.0 and by_max["3.0"]["decision_p50_s"] == 3.0
+    kinds = {f"test{n}": {"text_class": "person" if n % 2 else "greeting"} for n in range(40)}
+    by_kind = rule_by_facet(examples, kinds, 2.0)["text_class"]
+    assert {k: (r["calls"], r["notsure"]) for k, r in by_kind.items()} == {
+        "greeting": (20, 1.0),
+        "person": (20, 1.0),
+    }
