@@ -56,7 +56,7 @@ from bridge.engine.detector import Transcriber
 from bridge.engine.models import resolve_whisper_model
 from bridge.session.call import DecisionPolicy
 from bridge.session.decision import TIMING_FEATURE_NAMES, TimingFeatures
-from training.calibration import Ask, asks_of, fit_scale, fit_window_scales
+from training.calibration import Ask, asks_of, fit_scale, fit_window_scales, template_halves
 from training.classifier import Example, accepted_ask, fit
 from training.manifests import read_16k, read_classification_manifest
 
@@ -267,8 +267,7 @@ def schedules(held: Sequence[Heard], z: np.ndarray) -> list[dict[str, Any]]:
 def room_scales(held: Sequence[Heard], z: np.ndarray) -> list[dict[str, Any]]:
     """Each ``SCALE_INPUTS`` variant, fit on half the templates, measured on the other."""
     y = np.array([h.example.label for h in held], dtype=np.float64)
-    groups = sorted({h.example.group for h in held})
-    halves = (set(groups[0::2]), set(groups[1::2]))
+    halves = template_halves(h.example.group for h in held)
     out = []
     for name, inputs in SCALE_INPUTS.items():
         asks: list[tuple[Heard, float]] = []
@@ -302,8 +301,7 @@ def window_scales(held: Sequence[Heard], z: np.ndarray) -> list[dict[str, Any]]:
     templates and measured on the other half, both ways."""
     y = np.array([h.example.label for h in held], dtype=np.float64)
     windows = np.array([h.example.window_s or 0.0 for h in held])
-    groups = sorted({h.example.group for h in held})
-    halves = (set(groups[0::2]), set(groups[1::2]))
+    halves = template_halves(h.example.group for h in held)
     out = []
     for per_window in (False, True):
         p = np.zeros(len(held))

@@ -120,11 +120,10 @@ def spoken_examples(
 ) -> list[Example]:
     """One example per recording and window from the words spoken by then."""
     out = []
+    longest = int(max(windows) * 16000)  # read_16k's rate
     for row in report_rows:
         audio = read_16k(row.path)
-        longest = int(max(windows) * 16000)
-        audio = np.concatenate([audio, np.zeros(max(0, longest - len(audio)), audio.dtype)])
-        probs = timer.speech_probabilities(audio)
+        probs = timer.speech_probabilities(np.pad(audio, (0, max(0, longest - len(audio)))))
         speech = probs >= VAD_THRESHOLD
         for w in windows:
             n = int(round(w / WINDOW_S))
@@ -196,18 +195,19 @@ def shares(outcomes: Sequence[tuple[str, float]]) -> dict[str, Any]:
     }
 
 
-def rule_by_max_window(examples: Sequence[Example]) -> dict[str, dict[str, Any]]:
-    """``rule_outcomes``' shares with each window taken in turn as the last."""
+def outcomes_by_max_window(
+    examples: Sequence[Example],
+) -> dict[float, dict[str, tuple[str, float]]]:
+    """``rule_outcomes`` with each window of ``examples`` taken in turn as the last."""
     windows = sorted({e.window_s for e in examples if e.window_s is not None})
-    return {str(last): shares(list(rule_outcomes(examples, last).values())) for last in windows}
+    return {last: rule_outcomes(examples, last) for last in windows}
 
 
 def rule_by_facet(
-    examples: Sequence[Example], facets: dict[str, dict[str, str]], last: float
+    outcomes: dict[str, tuple[str, float]], facets: dict[str, dict[str, str]]
 ) -> dict[str, dict[str, dict[str, Any]]]:
-    """``rule_outcomes``' shares at ``last`` per value of each facet of the calls
-    (``facets``: a recording's text class, background, ...)."""
-    outcomes = rule_outcomes(examples, last)
+    """``rule_outcomes``' shares per value of each facet of the calls (``facets``: a
+    recording's text class, background, ...)."""
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for name in sorted({f for values in facets.values() for f in values}):
         groups: dict[str, list[tuple[str, float]]] = {}
@@ -271,14 +271,18 @@ def main() -> None:
             "words_spoken_otherwise": share([by_words[k] for k in rest]),
         }
     tests = sum(r.split == "test" for r in rows)
+    by_max = outcomes_by_max_window(spoken)
+    default_max = DecisionPolicy().max_window_s
     record = {
         "corpus": str(args.corpus),
         "whisper_model": args.whisper_model,
         "recordings": {"train": len(rows) - tests, "test": tests},
         "held_out_accuracy": table,
-        "rule_on_words_spoken_by_max_window": rule_by_max_window(spoken),
+        "rule_on_words_spoken_by_max_window": {
+            str(last): shares(list(outcomes.values())) for last, outcomes in by_max.items()
+        },
         "rule_on_words_spoken_at_the_default_maximum_by_facet": rule_by_facet(
-            spoken, facets, DecisionPolicy().max_window_s
+            by_max.get(default_max) or rule_outcomes(spoken, default_max), facets
         ),
         "seconds": round(time.perf_counter() - start, 1),
     }
@@ -297,7 +301,6 @@ def main() -> None:
             f"{w:>12} | {r['right']:.1%} / {r['wrong']:.1%} / {r['notsure']:.1%} | "
             f"{_fmt(r['decision_p50_s'])}, {_fmt(r['decision_p90_s'])}"
         )
-    default_max = DecisionPolicy().max_window_s
     print(f"\nthe same at the default maximum ({default_max} s), by text class and background:")
     for name, values in record["rule_on_words_spoken_at_the_default_maximum_by_facet"].items():
         for value, r in values.items():

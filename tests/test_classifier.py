@@ -259,16 +259,8 @@ def test_a_model_calibrated_with_one_scale_stores_no_window_scales(tmp_path):
     assert AmdClassifier.load(path).model.window_scales is None
 
 
-def _saved_once() -> dict:
-    clf = fit(_examples(True), min_df=1)
-    clf.model.window_scales = WindowScales((2.0, 5.0), (0.6, 0.9))
-    path = Path(tempfile.mkdtemp()) / "good.npz"
-    clf.save(path)
-    with np.load(path) as data:
-        return {k: data[k] for k in data.files}
-
-
-_SAVED = _saved_once()
+with tempfile.TemporaryDirectory() as _tmp:
+    _SAVED = _saved(Path(_tmp))
 _KEYS = set(_SAVED) - {"format"}  # a wrong format is refused before anything is read
 _ANY_ARRAY = hnp.arrays(
     dtype=st.sampled_from([np.float64, np.int64, np.bool_, np.dtype("U3")]),

@@ -14,8 +14,9 @@ from decision_window_ceiling import (
     WINDOW_S,
     ambiguous,
     begins,
+    outcomes_by_max_window,
     rule_by_facet,
-    rule_by_max_window,
+    shares,
     words,
     words_heard,
 )
@@ -95,11 +96,12 @@ def test_the_rule_waits_for_the_words_that_tell_the_labels_apart():
         for human in [n % 2]
         for w in (2.0, 3.0)
     ]
-    by_max = rule_by_max_window(examples)
-    assert by_max["2.0"]["notsure"] == 1.0  # "hello" is either, whatever the threshold
-    assert by_max["3.0"]["right"] == 1.0 and by_max["3.0"]["decision_p50_s"] == 3.0
+    outcomes = outcomes_by_max_window(examples)
+    by_max = {last: shares(list(o.values())) for last, o in outcomes.items()}
+    assert by_max[2.0]["notsure"] == 1.0  # "hello" is either, whatever the threshold
+    assert by_max[3.0]["right"] == 1.0 and by_max[3.0]["decision_p50_s"] == 3.0
     kinds = {f"test{n}": {"text_class": "person" if n % 2 else "greeting"} for n in range(40)}
-    by_kind = rule_by_facet(examples, kinds, 2.0)["text_class"]
+    by_kind = rule_by_facet(outcomes[2.0], kinds)["text_class"]
     assert {k: (r["calls"], r["notsure"]) for k, r in by_kind.items()} == {
         "greeting": (20, 1.0),
         "person": (20, 1.0),

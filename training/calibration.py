@@ -16,7 +16,7 @@ templates and checking the calls of the other half.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,13 +118,19 @@ def reliability(asks: Sequence[Ask], scale: Scale, threshold: float) -> dict[str
     return {"calls": calls, "decided": len(decided), "mean_stated": stated, "share_right": right}
 
 
+def template_halves(groups: Iterable[str]) -> tuple[set[str], set[str]]:
+    """The templates (or any groups) split in two, every other one in sorted order: the
+    halves a split-half check fits on one of and measures on the other."""
+    ordered = sorted(set(groups))
+    return set(ordered[0::2]), set(ordered[1::2])
+
+
 def split_half_check(
     asks: Sequence[Ask], group_of: dict[str, str], threshold: float
 ) -> list[dict[str, Any]]:
     """Fit on the calls of half the templates (``group_of`` a recording's), measure on
     the other half, both ways."""
-    groups = sorted({group_of.get(a.recording, "") for a in asks})
-    halves = [set(groups[0::2]), set(groups[1::2])]
+    halves = template_halves(group_of.get(a.recording, "") for a in asks)
     out = []
     for fit_on, check_on in (halves, halves[::-1]):
         fit_asks = [a for a in asks if group_of.get(a.recording, "") in fit_on]
