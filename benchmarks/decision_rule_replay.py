@@ -8,7 +8,7 @@ calibrated than the one scale the shipped classifier has.
 
 The corpus is what ``amd-train corpus`` writes (``manifest.csv`` with its fixed ``split``
 column). Every recording is transcribed once, as ``amd-train classifier`` does it (the
-training side at 2, 3, 4 and 5 s, the held-out side every half second from 2 to 5 s),
+training side at 2, 3, 4, 5, 6 and 7 s, the held-out side every half second from 2 to 7 s),
 with Whisper's mean log-probability per token, and cached in ``--cache`` (a JSON line per
 ask), so a second run takes seconds. The classifier is fit on the training side as the
 shipped one is (TF-IDF + timing, logistic), its log-odds scale on the held-out side.
@@ -29,6 +29,9 @@ Then, on the held-out calls, without the tone detector:
    templates and measured on the other half; the split-half log loss per window, the
    rule's outcome at each threshold pair, and the 2 s asks stated at 0.8 or more: their
    mean stated confidence against their share right.
+5. **The maximum window** (``AMD_MAX_WINDOW_S``): the rule with its last ask at 5, 6 and
+   7 s, scales per window as in 4: right, wrong, NOTSURE, decision mean, p50 and p90, and
+   per label the share of calls still undecided after 5 s (those that wait longer).
 
 Nothing is asserted; the figures are in ``docs/accuracy.md``.
 """
@@ -60,8 +63,9 @@ from training.calibration import Ask, asks_of, fit_scale, fit_window_scales, tem
 from training.classifier import Example, accepted_ask, fit
 from training.manifests import read_16k, read_classification_manifest
 
-TRAIN_WINDOWS = (2.0, 3.0, 4.0, 5.0)
-HELD_OUT_WINDOWS = (2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0)
+TRAIN_WINDOWS = (2.0, 3.0, 4.0, 5.0, 6.0, 7.0)
+HELD_OUT_WINDOWS = (2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 5.5, 6.0, 6.5, 7.0)
+MAX_WINDOWS = (5.0, 6.0, 7.0)
 SCHEDULES = {"every 1 s (default)": TRAIN_WINDOWS, "every 0.5 s": HELD_OUT_WINDOWS}
 THRESHOLDS = ((0.78, 0.68), (0.8, 0.7), (0.82, 0.72), (0.84, 0.74), (0.86, 0.76))
 LOGPROB = "whisper_logprob"
@@ -296,25 +300,34 @@ def room_scales(held: Sequence[Heard], z: np.ndarray) -> list[dict[str, Any]]:
     return out
 
 
+def split_half_probabilities(held: Sequence[Heard], z: np.ndarray, per_window: bool) -> np.ndarray:
+    """Each ask's probability of a human, its log-odds ``z`` scaled as fit on the calls of
+    the other half of the held-out templates: one scale, or one per window (falling back to
+    one where ``fit_window_scales`` finds too few asks)."""
+    y = np.array([h.example.label == 1 for h in held])
+    windows = np.array([h.example.window_s or 0.0 for h in held])
+    halves = template_halves(h.example.group for h in held)
+    p = np.zeros(len(held))
+    for fit_on, check_on in (halves, halves[::-1]):
+        f = [i for i, h in enumerate(held) if h.example.group in fit_on]
+        asks = [Ask("", windows[i], z[i], bool(y[i]), True) for i in f]
+        one = fit_scale(asks)
+        by_window = fit_window_scales(asks) if per_window else None
+        for i, h in enumerate(held):
+            if h.example.group in check_on:
+                scale = by_window.at(windows[i]) if by_window else one
+                p[i] = 1 / (1 + math.exp(-scale * z[i]))
+    return p
+
+
 def window_scales(held: Sequence[Heard], z: np.ndarray) -> list[dict[str, Any]]:
     """One scale for every ask against one per window, fit on half the held-out
     templates and measured on the other half, both ways."""
     y = np.array([h.example.label for h in held], dtype=np.float64)
     windows = np.array([h.example.window_s or 0.0 for h in held])
-    halves = template_halves(h.example.group for h in held)
     out = []
     for per_window in (False, True):
-        p = np.zeros(len(held))
-        for fit_on, check_on in (halves, halves[::-1]):
-            f = [i for i, h in enumerate(held) if h.example.group in fit_on]
-            asks = [Ask("", windows[i], z[i], bool(y[i]), True) for i in f]
-            one = fit_scale(asks)
-            by_window = fit_window_scales(asks) if per_window else None
-            for i, h in enumerate(held):
-                if h.example.group in check_on:
-                    scale = by_window.at(windows[i]) if by_window else one
-                    p[i] = 1 / (1 + math.exp(-scale * z[i]))
-        p = np.clip(p, 1e-12, 1 - 1e-12)
+        p = np.clip(split_half_probabilities(held, z, per_window), 1e-12, 1 - 1e-12)
         loss = -(y * np.log(p) + (1 - y) * np.log(1 - p))
         first = windows == windows.min()
         sure = first & (np.maximum(p, 1 - p) >= 0.8)
@@ -351,6 +364,52 @@ def window_scales(held: Sequence[Heard], z: np.ndarray) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def maximum_windows(held: Sequence[Heard], z: np.ndarray) -> list[dict[str, Any]]:
+    """The default rule with its last ask at each of ``MAX_WINDOWS``."""
+    out = []
+    for last in MAX_WINDOWS:
+        keep = [i for i, h in enumerate(held) if (h.example.window_s or 0.0) <= last]
+        asked = [held[i] for i in keep]
+        p = split_half_probabilities(asked, z[keep], per_window=True)
+        total, when, _ = replay(list(zip(asked, p.tolist(), strict=True)), DecisionPolicy())
+        late = _waited_past(asked, p, 5.0)
+        out.append(
+            {
+                "max_window_s": last,
+                "right_wrong_notsure": total.share(),
+                "decision_s": {
+                    "mean": float(np.mean(when)) if when else None,
+                    "p50": float(np.percentile(when, 50)) if when else None,
+                    "p90": float(np.percentile(when, 90)) if when else None,
+                },
+                "undecided_after_5s": late,
+            }
+        )
+    return out
+
+
+def _waited_past(asked: Sequence[Heard], p: np.ndarray, at_s: float) -> dict[str, float]:
+    """Per label, the share of calls the rule decided after ``at_s`` or asked past it and
+    left NOTSURE (none where the last ask is at ``at_s``)."""
+    calls: dict[str, list[tuple[float, float, bool]]] = {}
+    labels: dict[str, int] = {}
+    for h, pi in zip(asked, p.tolist(), strict=True):
+        recording = h.example.recording or ""
+        calls.setdefault(recording, []).append((h.example.window_s or 0.0, pi, _has_speech(h)))
+        labels[recording] = h.example.label
+    waited = {1: 0, 0: 0}
+    count = {1: 0, 0: 0}
+    for recording, asks in calls.items():
+        accepted = accepted_ask(asks, DecisionPolicy())
+        count[labels[recording]] += 1
+        last = accepted[0] if accepted else max(window for window, _, _ in asks)
+        waited[labels[recording]] += last > at_s
+    return {
+        name: waited[label] / count[label] if count[label] else 0.0
+        for label, name in ((1, "human"), (0, "machine"))
+    }
 
 
 INPUTS_SHOWN = ("snr_db", "background_speech_s", "speech_ratio", LOGPROB)
@@ -486,6 +545,15 @@ def summary(record: dict[str, Any]) -> str:
                 f"{_pct(r['right_wrong_notsure'])}, decision mean {r['decision_mean_s']:.2f} s, "
                 f"p50 {r['decision_p50_s']:.1f} s"
             )
+    lines += ["", "maximum window  right / wrong / NOTSURE    decision mean, p50, p90   after 5 s"]
+    for v in record["maximum_windows"]:
+        d = v["decision_s"]
+        late = v["undecided_after_5s"]
+        lines.append(
+            f"{v['max_window_s']:.0f} s             {_pct(v['right_wrong_notsure']):26s} "
+            f"{d['mean']:.2f}, {d['p50']:.1f}, {d['p90']:.1f} s   "
+            f"humans {late['human']:.1%}, machines {late['machine']:.1%}"
+        )
     lines.append(f"({record['seconds']} s)")
     return "\n".join(lines)
 
@@ -518,6 +586,13 @@ def main() -> None:
             f"{args.cache} was transcribed with --asr-tail-silence-s "
             f"{', '.join(map(str, sorted(made_with)))}; give another --cache"
         )
+    for side, windows in (("train", TRAIN_WINDOWS), ("test", HELD_OUT_WINDOWS)):
+        cached = {line["window_s"] for line in lines if line["split"] == side}
+        if cached != set(windows):
+            parser.error(
+                f"{args.cache} holds {side} asks at {sorted(cached)} s, not at "
+                f"{list(windows)} s (made by an earlier version); give another --cache"
+            )
     heard = load(lines)
     train = [h for h in heard if h.example.split == "train"]
     held = [h for h in heard if h.example.split == "test"]
@@ -539,6 +614,9 @@ def main() -> None:
         ),
         "whisper_logprob_as_input": as_input(train, held),
         "window_scales": window_scales(
+            [h for h, d in zip(held, default, strict=True) if d], z[default]
+        ),
+        "maximum_windows": maximum_windows(
             [h for h, d in zip(held, default, strict=True) if d], z[default]
         ),
         "seconds": round(time.perf_counter() - t0, 1),

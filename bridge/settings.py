@@ -68,7 +68,7 @@ class Settings:
     # Decision policy
     window_s: float = _opt(2.0, "callee audio before the first analysis (seconds)")
     step_s: float = _opt(1.0, "further audio before asking again when unsure")
-    max_window_s: float = _opt(5.0, "audio after which an unsure answer is NOTSURE")
+    max_window_s: float = _opt(7.0, "audio after which an unsure answer is NOTSURE")
     threshold: float = _opt(0.8, "confidence needed for HUMAN or MACHINE (0.5-1)")
     final_threshold: float = _opt(
         0.7, "confidence enough at the last ask, at the maximum window (the lower of the two)"

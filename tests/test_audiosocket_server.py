@@ -139,10 +139,13 @@ def test_a_call_gets_silence_back_then_variables_then_hangup(detector, speech_wa
     assert got[-1] == (0x00, b""), "the last message is the hangup"
     silence = got[:-1]
     # answered with as much silence, in whole frames, 100 ms or more at a time (a read
-    # may bring several frames)
+    # may bring several frames); on a loaded machine the client can stall long enough for
+    # the server's 20 ms keep-alive (a quiet stream), so single frames may come between
     assert all(kind == 0x10 and payload == bytes(len(payload)) for kind, payload in silence)
-    assert all(len(p) >= 5 * FRAME_BYTES and len(p) % FRAME_BYTES == 0 for _, p in silence)
+    assert all(len(p) % FRAME_BYTES == 0 for _, p in silence)
     answered = sum(len(payload) for _, payload in silence)
+    batched = sum(len(p) for _, p in silence if len(p) >= 5 * FRAME_BYTES)
+    assert batched >= 0.9 * answered
     # At the hang-up up to one 100 ms piece (5 frames) may still be owed, plus frames
     # still in the socket, unread: the client writes one every 2 ms, and on a loaded
     # machine (CI failed here once with 6 owed while a training job ran beside it) the

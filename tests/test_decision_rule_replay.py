@@ -12,7 +12,14 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
 
-from decision_rule_replay import Heard, fit_input_scale, replay, standardised, window_scales
+from decision_rule_replay import (
+    Heard,
+    fit_input_scale,
+    maximum_windows,
+    replay,
+    standardised,
+    window_scales,
+)
 
 from bridge.session.call import DecisionPolicy
 from bridge.session.decision import TimingFeatures
@@ -84,3 +91,28 @@ def test_a_scale_per_window_states_at_2_s_what_the_2_s_asks_get_right():
         v["per_window"]: v["their_mean_stated"] - v["their_share_right"] for v in (one, per_window)
     }
     assert over[False] > 0.03 and abs(over[True]) < 0.015, over
+
+
+def test_a_later_maximum_window_decides_the_calls_whose_evidence_comes_late():
+    """Half the calls are clear from 2 s; the other half say nothing decisive until 6 s.
+    With the last ask at 5 s those are NOTSURE; at 6 or 7 s they are decided, and they
+    are the calls that waited past 5 s."""
+    rng = np.random.default_rng(2)
+    held, z = [], []
+    for n in range(800):
+        human, late = bool(n % 2), bool((n // 2) % 2)
+        for window in (2.0, 3.0, 4.0, 5.0, 6.0, 7.0):
+            sure = 4.0 if human else -4.0
+            logit = rng.choice([-0.3, 0.3]) if late and window < 6.0 else sure  # late: nothing yet
+            held.append(
+                Heard(Example("", SPEECH, int(human), f"t{n % 80}", window, f"c{n}", "test"), 0, "")
+            )
+            z.append(logit)
+    by_max = {v["max_window_s"]: v for v in maximum_windows(held, np.array(z))}
+    assert by_max[5.0]["right_wrong_notsure"] == pytest.approx((0.5, 0.0, 0.5))
+    assert by_max[5.0]["undecided_after_5s"] == {"human": 0.0, "machine": 0.0}
+    for last in (6.0, 7.0):
+        assert by_max[last]["right_wrong_notsure"] == pytest.approx((1.0, 0.0, 0.0))
+        assert by_max[last]["undecided_after_5s"] == pytest.approx({"human": 0.5, "machine": 0.5})
+        assert by_max[last]["decision_s"]["p90"] == 6.0
+    assert by_max[5.0]["decision_s"]["p50"] == 2.0

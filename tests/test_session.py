@@ -88,10 +88,10 @@ def test_unsure_asks_again_each_step_then_notsure(clock):
             break
         assert out is None
         request = feed_until_request(session, clock)
-    assert asked_at == [2.0, 3.0, 4.0, 5.0]
+    assert asked_at == [2.0, 3.0, 4.0, 5.0, 6.0, 7.0]
     assert out.status is Status.NOTSURE
     assert out.cause is Cause.LOWCONFIDENCE
-    assert out.amd_cause == "LOWCONFIDENCE-60-5000"
+    assert out.amd_cause == "LOWCONFIDENCE-60-7000"
     assert out.label == "notsure"
 
 
@@ -105,14 +105,21 @@ def test_the_last_ask_accepts_the_final_threshold_and_earlier_ones_do_not(clock)
         if isinstance(out, Decision):
             break
         request = feed_until_request(session, clock)
-    assert asked_at == [(2.0, False), (3.0, False), (4.0, False), (5.0, True)]
-    assert out.status is Status.MACHINE and out.amd_cause == "CLASSIFIER-75-5000"
+    assert asked_at == [
+        (2.0, False),
+        (3.0, False),
+        (4.0, False),
+        (5.0, False),
+        (6.0, False),
+        (7.0, True),
+    ]
+    assert out.status is Status.MACHINE and out.amd_cause == "CLASSIFIER-75-7000"
     # below it even there: NOTSURE, as before
     session = new_session(clock, final_threshold=0.7)
-    for _ in range(4):
+    for _ in range(6):
         feed_until_request(session, clock)
         out = session.on_result(result(0.35), clock[0])
-    assert out.status is Status.NOTSURE and out.amd_cause == "LOWCONFIDENCE-65-5000"
+    assert out.status is Status.NOTSURE and out.amd_cause == "LOWCONFIDENCE-65-7000"
 
 
 def test_a_final_threshold_above_the_threshold_changes_nothing():
@@ -140,7 +147,7 @@ def test_silence_through_the_maximum_window_is_notsure_silence(clock):
         if out is not None:
             break
     assert (out.status, out.cause) == (Status.NOTSURE, Cause.SILENCE)
-    assert out.amd_cause == "SILENCE-5000"
+    assert out.amd_cause == "SILENCE-7000"
     # decided without the classifier: no confidence, nor Whisper's words for noise
     assert out.confidence is None and out.proba_human is None and out.transcript == ""
     assert out.summary()["confidence"] is None

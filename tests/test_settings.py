@@ -15,7 +15,7 @@ def parse(argv, environ=None) -> Settings:
 def test_defaults():
     s = parse([])
     assert s.whisper_model == "embedded-short"
-    assert s.policy.window_s == 2.0 and s.policy.max_window_s == 5.0
+    assert s.policy.window_s == 2.0 and s.policy.max_window_s == 7.0
     assert s.asr_options.pad_to_30s is False
     assert s.classifier_path().name == "amd-classifier.npz"
 
@@ -37,7 +37,7 @@ def test_empty_environment_values_mean_unset():
         ({"AMD_DEVICE": "tpu"}, "choose one of cpu, cuda, auto"),
         ({"AMD_BATCH_SIZE": "0"}, "AMD_BATCH_SIZE must be at least 1"),
         ({"AMD_THRESHOLD": "0.3"}, "threshold"),
-        ({"AMD_WINDOW_S": "6"}, "window"),
+        ({"AMD_WINDOW_S": "8"}, "window"),
         ({"AMD_ASR_PAD": "10s"}, "choose one of none, 30s"),
         ({"AMD_BATCH_WAIT_MS": "-1"}, "AMD_BATCH_WAIT_MS"),
     ],

@@ -222,7 +222,11 @@ def build_parser() -> argparse.ArgumentParser:
     clf.add_argument("--out", type=Path, required=True, help="model file to write (.npz)")
     clf.add_argument("--card", type=Path, help="markdown model card to write")
     clf.add_argument("--force", action="store_true", help="overwrite an existing model")
-    clf.add_argument("--windows", default="2,3,4,5", help="seconds of audio to cut recordings at")
+    clf.add_argument(
+        "--windows",
+        default="2,3,4,5,6,7",
+        help="seconds of audio to cut recordings at (the service asks at 2-7 s by default)",
+    )
     clf.add_argument(
         "--test-size", type=float, default=0.25, help="share held out (without a split column)"
     )

@@ -3,7 +3,7 @@ plots and a markdown summary a person can read.
 
 Two views of the same recordings:
 
-- **Against decision time**: every recording cut at 1.0, 1.5, ... 5.0 s and
+- **Against decision time**: every recording cut at 1.0, 1.5, ... 7.0 s and
   decided at that point, whatever the confidence (accuracy and macro F1 per
   cut), with the confusion matrix at the service's first window (2.0 s).
 - **As calls**: every recording streamed through the call session the service
@@ -34,7 +34,7 @@ from bridge.session.decision import Status
 from training.classifier import Example, evaluate
 from training.manifests import FACETS, LabelledRow, ManifestReport
 
-DECISION_TIMES = (1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0)
+DECISION_TIMES = (1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 5.5, 6.0, 6.5, 7.0)
 FIRST_WINDOW_S = 2.0
 
 

@@ -45,7 +45,7 @@ class DecisionPolicy:
 
     window_s: float = 2.0  # first analysis after this much callee audio
     step_s: float = 1.0  # then again after each further step ...
-    max_window_s: float = 5.0  # ... up to this, where NOTSURE is the answer
+    max_window_s: float = 7.0  # ... up to this, where NOTSURE is the answer
     threshold: float = 0.8  # confidence needed for HUMAN or MACHINE
     # ... and at the last ask (the maximum window, or the end of the stream), after
     # which the answer would be NOTSURE; the lower of the two applies there

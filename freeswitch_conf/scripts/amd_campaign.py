@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dialstring", default="sofia/gateway/carrier/{number}")
     parser.add_argument("--bridge-url", default="ws://127.0.0.1:8080/ws/audio-fork")
     parser.add_argument("--ring-timeout", type=int, default=30)
-    parser.add_argument("--amd-timeout", type=float, default=8.0, help="seconds to wait for AMD")
+    parser.add_argument("--amd-timeout", type=float, default=10.0, help="seconds to wait for AMD")
     parser.add_argument("--context", default="amd")
     parser.add_argument("--human-extension", default="amd_human")
     parser.add_argument("--machine-extension", default="amd_machine")
