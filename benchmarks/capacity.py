@@ -42,7 +42,9 @@ from audiosocket_load import (  # beside this script
 )
 
 HERE = Path(__file__).resolve().parent
-CALL_AUDIO_S = 6.0  # every recording is padded to this: the maximum window is 5 s
+# Every recording is padded to this, past the default maximum window (7 s), so that a call
+# still unsure at its last ask has its audio to the end (at 6 s the line went quiet).
+CALL_AUDIO_S = 8.0
 LATE_LIMIT_MS = 250.0
 TEXTS = {
     "machine": [
@@ -161,7 +163,12 @@ async def measure_rate(
     handler.publish = original_publish
     late_ms, statuses, right, errors = [], {}, 0, 0
     for call_id, record in result["calls"].items():
-        if record["error"] or call_id not in decided or record["ended"] is None:
+        if (
+            record["error"]
+            or call_id not in decided
+            or record["ended"] is None
+            or not record["sent"]
+        ):
             errors += 1
             continue
         audio_s, status = decided[call_id]

@@ -4,8 +4,8 @@
 # under its channel conditions and taught from their clean twins; committed as the
 # overlay models/whisper-short), its WER against the stock model, the classifier on what
 # WHISPER (default: embedded-short, that overlay) hears, and the evaluation report.
-# About 45 minutes on a 2-core CPU (SKIP_WHISPER=1 keeps the committed overlay: about
-# 15); DEVICE=cuda fine-tunes on a GPU. The teacher's states are kept in $build/teacher-states.pt
+# About 75 minutes on a 2-core CPU (SKIP_WHISPER=1 keeps the committed overlay: about
+# 50); DEVICE=cuda fine-tunes on a GPU. The teacher's states are kept in $build/teacher-states.pt
 # and reused while the corpus and the imported model are the same (most of the fine-tuning's
 # time on a CPU).
 # Needs: pip install torch==2.13.0 && pip install -e '.[train]', Debian's espeak-ng, sox,
@@ -23,7 +23,7 @@ train() { .venv/bin/amd-train "$@"; }
 
 train corpus --out "$build/corpus" --variants 6 --composed 2000 --seed 1 --asterisk-sounds "$sounds" \
     --music "$music" --force
-# SKIP_WHISPER=1 leaves out the Whisper fine-tuning and its WER (about 25 of the 45
+# SKIP_WHISPER=1 leaves out the Whisper fine-tuning and its WER (about 25 of the 75
 # minutes) and keeps the committed models/whisper-short: the classifier and its report
 # are made the same way.
 if [ "${SKIP_WHISPER:-0}" != 1 ]; then
