@@ -147,7 +147,7 @@ def test_a_person_saying_hello_then_waiting_is_human(pbx, bridge):
     result = call(pbx.ami, "play-human")
     assert first(result, "Status") == "HUMAN", result
     elapsed = float(first(result, "Ended")) - float(first(result, "Started"))
-    assert elapsed < 8.0, "the call is released soon after the decision"
+    assert elapsed < 9.0, "the call is released soon after the decision (by 7 s of audio)"
     assert_no_call_left(pbx.ami)
 
 
@@ -162,7 +162,8 @@ def test_a_callee_whose_channel_goes_quiet_is_decided_on_time(pbx, bridge, calle
     assert first(result, "Status") == "HUMAN", result
     assert first(result, "Cause").startswith("CLASSIFIER-"), result
     elapsed = float(first(result, "Ended")) - float(first(result, "Started"))
-    assert elapsed < 6.0, "decided within the maximum window, not at the callee's hang-up"
+    # The maximum window is 7 s; the callee hangs up 10 s after its prompt.
+    assert elapsed < 8.5, "decided within the maximum window, not at the callee's hang-up"
     assert_no_call_left(pbx.ami)
 
 
