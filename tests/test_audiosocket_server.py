@@ -142,6 +142,8 @@ def test_a_call_gets_silence_back_then_variables_then_hangup(detector, speech_wa
     # may bring several frames); on a loaded machine the client can stall long enough for
     # the server's 20 ms keep-alive (a quiet stream), so single frames may come between
     assert all(kind == 0x10 and payload == bytes(len(payload)) for kind, payload in silence)
+    # each piece is a batch of 5 frames or more, or one 20 ms keep-alive frame
+    assert all(len(p) == FRAME_BYTES or len(p) >= 5 * FRAME_BYTES for _, p in silence)
     assert all(len(p) % FRAME_BYTES == 0 for _, p in silence)
     answered = sum(len(payload) for _, payload in silence)
     batched = sum(len(p) for _, p in silence if len(p) >= 5 * FRAME_BYTES)
