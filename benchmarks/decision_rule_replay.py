@@ -10,8 +10,10 @@ The corpus is what ``amd-train corpus`` writes (``manifest.csv`` with its fixed 
 column). Every recording is transcribed once, as ``amd-train classifier`` does it (the
 training side at 2, 3, 4, 5, 6 and 7 s, the held-out side every half second from 2 to 7 s),
 with Whisper's mean log-probability per token, and cached in ``--cache`` (a JSON line per
-ask), so a second run takes seconds. The classifier is fit on the training side as the
-shipped one is (TF-IDF + timing, logistic), its log-odds scale on the held-out side.
+ask, with a digest of the recording's file), so a second run takes seconds; a cache whose
+recordings are not the corpus's files any more (a rebuilt corpus) is refused. The
+classifier is fit on the training side as the shipped one is (TF-IDF + timing,
+logistic), its log-odds scale on the held-out side.
 Then, on the held-out calls, without the tone detector:
 
 1. **Ask schedules and thresholds**: asks every second (the default) or every half
@@ -39,6 +41,7 @@ Nothing is asserted; the figures are in ``docs/accuracy.md``.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import sys
@@ -122,11 +125,13 @@ def transcribe(
         assert row.path is not None
         windows = TRAIN_WINDOWS if row.split == "train" else HELD_OUT_WINDOWS
         audio = read_16k(row.path)
+        digest = file_digest(row.path)
         heard = transcriber.hear_batch([audio[: int(w * 16000)] for w in windows])
         background = dict(row.facets).get("background", "")
         for window, h, score in zip(windows, heard, scoring.scores, strict=True):
             yield {
                 "recording": str(row.path),
+                "audio_sha256": digest,
                 "window_s": window,
                 "label": row.label,
                 "group": row.group,
@@ -139,6 +144,24 @@ def transcribe(
             }
         if n % 200 == 0:
             print(f"transcribed {n} of {len(report.rows)} recordings", file=sys.stderr)
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def changed_recordings(lines: Sequence[dict[str, Any]]) -> list[str]:
+    """The cached recordings whose file is gone or is not the one transcribed (or whose
+    lines carry no digest: a cache made before they did)."""
+    digests: dict[str, set[str | None]] = {}
+    for line in lines:
+        digests.setdefault(line["recording"], set()).add(line.get("audio_sha256"))
+    changed = []
+    for recording, made in digests.items():
+        path = Path(recording)
+        if None in made or not path.is_file() or made != {file_digest(path)}:
+            changed.append(recording)
+    return changed
 
 
 def load(lines: Sequence[dict[str, Any]]) -> list[Heard]:
@@ -593,6 +616,13 @@ def main() -> None:
                 f"{args.cache} holds {side} asks at {sorted(cached)} s, not at "
                 f"{list(windows)} s (made by an earlier version); give another --cache"
             )
+    changed = changed_recordings(lines)
+    if changed:
+        parser.error(
+            f"{args.cache}: {len(changed)} of its recordings are not the files it "
+            f"transcribed (e.g. {changed[0]}; a rebuilt corpus, or a cache made before it "
+            "kept digests); give another --cache"
+        )
     heard = load(lines)
     train = [h for h in heard if h.example.split == "train"]
     held = [h for h in heard if h.example.split == "test"]

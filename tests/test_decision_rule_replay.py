@@ -14,6 +14,8 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
 
 from decision_rule_replay import (
     Heard,
+    changed_recordings,
+    file_digest,
     fit_input_scale,
     maximum_windows,
     replay,
@@ -116,3 +118,22 @@ def test_a_later_maximum_window_decides_the_calls_whose_evidence_comes_late():
         assert by_max[last]["undecided_after_5s"] == pytest.approx({"human": 0.5, "machine": 0.5})
         assert by_max[last]["decision_s"]["p90"] == 6.0
     assert by_max[5.0]["decision_s"]["p50"] == 2.0
+
+
+def test_a_cache_is_refused_for_recordings_that_are_not_the_files_it_transcribed(
+    tmp_path: Path,
+) -> None:
+    kept, rebuilt, gone = (tmp_path / f"{n}.wav" for n in ("kept", "rebuilt", "gone"))
+    for path in (kept, rebuilt, gone):
+        path.write_bytes(b"RIFF" + path.name.encode())
+    lines = [
+        {"recording": str(p), "audio_sha256": file_digest(p), "window_s": w}
+        for p in (kept, rebuilt, gone)
+        for w in (2.0, 3.0)
+    ]
+    lines.append({"recording": str(tmp_path / "old.wav"), "window_s": 2.0})  # no digest
+    (tmp_path / "old.wav").write_bytes(b"RIFF")
+    rebuilt.write_bytes(b"RIFF longer now")
+    gone.unlink()
+    assert changed_recordings(lines) == [str(rebuilt), str(gone), str(tmp_path / "old.wav")]
+    assert changed_recordings(lines[:2]) == []
