@@ -16,11 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bridge.settings import Settings
 from training.composed import load_grammar
 from training.conditions import NONE, background_of
 from training.finetune import room_of, target_text
 from training.manifests import read_asr_manifest
-from training.synth import write_wav
+from training.synth import RECORDING_MIN_S, write_wav
 
 AMD_TRAIN = str(Path(sys.executable).with_name("amd-train"))
 AMD_BRIDGE = str(Path(sys.executable).with_name("amd-bridge"))
@@ -116,10 +117,13 @@ def test_the_corpus_keeps_test_voices_and_templates_apart_from_training(corpus: 
     asterisk = [r for r in recordings if r["voice"] == "allison"]
     assert {r["label"] for r in asterisk} == {"machine"}
     assert any("Please leave your message after the tone" in r["text"] for r in asterisk)
+    # every recording outlasts the service's last ask: what follows the callee's words
+    # is heard as a line carries it, not cut by the end of the file
+    assert Settings().max_window_s < RECORDING_MIN_S
     for r in recordings:
         with wave.open(str(corpus / r["path"])) as w:
             assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (8000, 1, 2)
-            assert w.getnframes() >= 6 * 8000
+            assert w.getnframes() >= RECORDING_MIN_S * 8000
 
 
 def test_a_music_folder_that_is_not_there_is_refused_before_anything_is_spoken(

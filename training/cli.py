@@ -464,7 +464,7 @@ def _corpus(args: argparse.Namespace) -> int:
         split_templates,
         split_voices,
     )
-    from training.synth import PiperSpeaker
+    from training.synth import RECORDING_MIN_S, PiperSpeaker
     from training.telephone import CodecError
     from training.texts import load_templates
     from training.voices import (
@@ -538,7 +538,7 @@ def _corpus(args: argparse.Namespace) -> int:
     )
     try:
         builder.speak_templates(
-            templates, all_voices, template_side, voice_side, args.variants, 6.0
+            templates, all_voices, template_side, voice_side, args.variants, RECORDING_MIN_S
         )
         if composed:
             builder.speak_templates(
@@ -547,10 +547,10 @@ def _corpus(args: argparse.Namespace) -> int:
                 {t.template_id: s for t, s in composed},
                 voice_side,
                 1,
-                6.0,
+                RECORDING_MIN_S,
             )
         if prompts:
-            builder.asterisk(prompts, args.variants, 6.0)
+            builder.asterisk(prompts, args.variants, RECORDING_MIN_S)
     except (VoiceError, CodecError) as exc:
         print(f"amd-train: {exc}", file=sys.stderr)
         return 2

@@ -5,7 +5,8 @@ channel (noise, level, codec), all from one seed. A human opener ends in
 silence (the callee waits for the caller); ``|`` in a template is a pause.
 A machine greeting ends in a beep half the time (``amd-train corpus`` sets its own
 share by kind of call). Every file is padded to at
-least ``min_seconds`` so the session's longer windows see realistic tails.
+least ``min_seconds`` (``RECORDING_MIN_S``) so the session's last ask hears what the
+line carries after the callee stops, as it would on a real call.
 """
 
 from __future__ import annotations
@@ -24,6 +25,11 @@ from training.telephone import PHONE_RATE, ChannelParams, beep, telephone
 from training.texts import Template, fill
 
 log = logging.getLogger(__name__)
+
+# Every recording lasts at least this long: the service's last ask comes at 7 s of callee
+# audio (``AMD_MAX_WINDOW_S``'s default), and on a real line a callee who has stopped
+# talking leaves silence (or the room behind them) after the words, not an end of file.
+RECORDING_MIN_S = 8.0
 
 
 @dataclass(frozen=True)
@@ -102,7 +108,11 @@ def pad_to(audio: npt.NDArray[np.float32], samples: int) -> npt.NDArray[np.float
 
 
 def synthesize(
-    templates: list[Template], out_dir: Path, variants: int, seed: int, min_seconds: float = 6.0
+    templates: list[Template],
+    out_dir: Path,
+    variants: int,
+    seed: int,
+    min_seconds: float = RECORDING_MIN_S,
 ) -> list[Rendering]:
     """Render every template ``variants`` times; write WAVs and ``manifest.csv``."""
     audio_dir = out_dir / "audio"
