@@ -157,6 +157,8 @@ def call_figures(results: Sequence[tuple[str, Any]]) -> dict[str, Any]:
 
 # Confidence bins of the decisions (a decision needs AMD_THRESHOLD, 0.8 by default).
 RELIABILITY_BINS = (0.5, 0.8, 0.9, 0.95, 0.99, 1.0)
+# The reliability plot joins only the bins with at least this many calls.
+RELIABILITY_LINE_MIN_CALLS = 10
 
 
 def reliability(results: Sequence[tuple[str, Any]]) -> list[dict[str, Any]]:
@@ -248,7 +250,20 @@ def write_report(
     if bins:
         fig, ax = plt.subplots(figsize=(4.2, 4.0))
         ax.plot([0.5, 1.0], [0.5, 1.0], color="grey", linestyle="--", label="calibrated")
-        ax.plot([b["stated"] for b in bins], [b["right"] for b in bins], label="decisions")
+        # the line joins the bins with enough calls to say something; a bin of a few
+        # calls is a marker only, with its count
+        joined = [b for b in bins if b["n"] >= RELIABILITY_LINE_MIN_CALLS]
+        ax.plot([b["stated"] for b in joined], [b["right"] for b in joined], label="decisions")
+        for b in bins:
+            if b["n"] < RELIABILITY_LINE_MIN_CALLS:
+                ax.annotate(
+                    f"{b['n']} calls",
+                    (b["stated"], b["right"]),
+                    textcoords="offset points",
+                    xytext=(-8, 6),
+                    ha="right",
+                    fontsize=8,
+                )
         ax.scatter(
             [b["stated"] for b in bins],
             [b["right"] for b in bins],
