@@ -8,7 +8,8 @@ calibrated than the one scale the shipped classifier has.
 
 The corpus is what ``amd-train corpus`` writes (``manifest.csv`` with its fixed ``split``
 column). Every recording is transcribed once, as ``amd-train classifier`` does it (the
-training side at 2, 3, 4, 5, 6 and 7 s, the held-out side every half second from 2 to 7 s),
+training side at 2, 3, 4, 5, 6 and 7 s, but for the windows after the service's tone
+detector would have decided, the held-out side every half second from 2 to 7 s),
 with Whisper's mean log-probability per token, and cached in ``--cache`` (a JSON line per
 ask, with a digest of the recording's file), so a second run takes seconds; a cache whose
 recordings are not the corpus's files any more (a rebuilt corpus) is refused. The
@@ -65,10 +66,13 @@ from bridge.session.decision import TIMING_FEATURE_NAMES, TimingFeatures
 from training.calibration import Ask, asks_of, fit_scale, fit_window_scales, template_halves
 from training.classifier import Example, accepted_ask, fit
 from training.manifests import read_16k, read_classification_manifest
+from training.tone_asks import asked_windows, tone_decision_s
 
 TRAIN_WINDOWS = (2.0, 3.0, 4.0, 5.0, 6.0, 7.0)
 HELD_OUT_WINDOWS = (2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 5.5, 6.0, 6.5, 7.0)
 MAX_WINDOWS = (5.0, 6.0, 7.0)
+# The service's tone rules, watched to the last training window.
+TONES = DecisionPolicy(max_window_s=max(TRAIN_WINDOWS))
 SCHEDULES = {"every 1 s (default)": TRAIN_WINDOWS, "every 0.5 s": HELD_OUT_WINDOWS}
 THRESHOLDS = ((0.78, 0.68), (0.8, 0.7), (0.82, 0.72), (0.84, 0.74), (0.86, 0.76))
 LOGPROB = "whisper_logprob"
@@ -123,7 +127,11 @@ def transcribe(
     transcriber.asr.model = scoring
     for n, row in enumerate(report.rows, start=1):
         assert row.path is not None
-        windows = TRAIN_WINDOWS if row.split == "train" else HELD_OUT_WINDOWS
+        windows = HELD_OUT_WINDOWS
+        if row.split == "train":  # the asks amd-train classifier learns from
+            windows = tuple(asked_windows(TRAIN_WINDOWS, tone_decision_s(row.path, TONES)))
+            if not windows:
+                continue
         audio = read_16k(row.path)
         digest = file_digest(row.path)
         heard = transcriber.hear_batch([audio[: int(w * 16000)] for w in windows])

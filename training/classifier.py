@@ -29,6 +29,7 @@ from bridge.errors import AudioFileError
 from bridge.session.call import DecisionPolicy
 from bridge.session.decision import TimingFeatures
 from training.manifests import LabelledRow, ManifestReport, read_16k
+from training.tone_asks import asked_windows, tone_decision_s
 
 log = logging.getLogger(__name__)
 HUMAN = 1
@@ -50,8 +51,11 @@ def examples_from_manifest(
     transcriber_factory: Callable[[], Transcriber],
     windows: Sequence[float],
     batch: int = 16,
+    tone_policy: DecisionPolicy | None = None,
 ) -> list[Example]:
-    """Text rows as they are; recordings through the engine at each window."""
+    """Text rows as they are; recordings through the engine at each window. With
+    ``tone_policy`` (the service's, tones on), only the windows the service would ask:
+    none after its tone detector would have decided the call (``training.tone_asks``)."""
     text_rows = [r for r in report.rows if r.path is None]
     audio_rows = [r for r in report.rows if r.path is not None]
     if text_rows and audio_rows:
@@ -85,10 +89,13 @@ def examples_from_manifest(
         assert row.path is not None
         try:
             full = read_16k(row.path)
+            asked = list(windows)
+            if tone_policy is not None and tone_policy.tones:
+                asked = asked_windows(asked, tone_decision_s(row.path, tone_policy))
         except AudioFileError as exc:
             report.bad.append(({"path": str(row.path), "label": row.label}, str(exc)))
             continue
-        for window in windows:
+        for window in asked:
             pending.append((row, window, full[: int(window * 16000)]))
         if len(pending) >= batch:
             run()

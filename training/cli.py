@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
@@ -611,7 +612,12 @@ def _classifier(args: argparse.Namespace) -> int:
         return Transcriber(resolve_whisper_model(args.whisper_model), AsrOptions())
 
     try:
-        examples = examples_from_manifest(report, transcriber, windows)
+        # The service's tone rules (AMD_TONES, AMD_BEEP_DECIDES), watched to the last
+        # window: a window after the tone that would have decided the call is not an ask.
+        service = Settings.load().policy
+        last = min(max(max(windows), service.window_s), 30.0)
+        tone_policy = dataclasses.replace(service, max_window_s=last)
+        examples = examples_from_manifest(report, transcriber, windows, tone_policy=tone_policy)
         source = args.source or f"{args.manifest.name}, {len(report.rows)} rows"
         if any(e.window_s for e in examples):
             source += f", cut at {args.windows} s"
