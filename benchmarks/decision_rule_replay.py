@@ -58,6 +58,7 @@ from scipy.optimize import minimize
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bridge.cli.audio_files import read_audio_file
 from bridge.engine.asr import AsrOptions
 from bridge.engine.detector import Transcriber
 from bridge.engine.models import resolve_whisper_model
@@ -65,7 +66,7 @@ from bridge.session.call import DecisionPolicy
 from bridge.session.decision import TIMING_FEATURE_NAMES, TimingFeatures
 from training.calibration import Ask, asks_of, fit_scale, fit_window_scales, template_halves
 from training.classifier import Example, accepted_ask, fit
-from training.manifests import read_16k, read_classification_manifest
+from training.manifests import as_16k, read_classification_manifest
 from training.tone_asks import asked_windows, tone_decision_s
 
 TRAIN_WINDOWS = (2.0, 3.0, 4.0, 5.0, 6.0, 7.0)
@@ -127,12 +128,13 @@ def transcribe(
     transcriber.asr.model = scoring
     for n, row in enumerate(report.rows, start=1):
         assert row.path is not None
+        fmt, data = read_audio_file(row.path)
         windows = HELD_OUT_WINDOWS
         if row.split == "train":  # the asks amd-train classifier learns from
-            windows = tuple(asked_windows(TRAIN_WINDOWS, tone_decision_s(row.path, TONES)))
+            windows = tuple(asked_windows(TRAIN_WINDOWS, tone_decision_s(fmt, data, TONES)))
             if not windows:
                 continue
-        audio = read_16k(row.path)
+        audio = as_16k(fmt, data)
         digest = file_digest(row.path)
         heard = transcriber.hear_batch([audio[: int(w * 16000)] for w in windows])
         background = dict(row.facets).get("background", "")

@@ -10,11 +10,16 @@ import numpy as np
 import pytest
 
 from bridge.audio.codecs import float_to_int16
+from bridge.cli.audio_files import read_audio_file
 from bridge.session.call import DecisionPolicy
 from training import tones
 from training.tone_asks import asked_windows, tone_decision_s
 
 WINDOWS = (2.0, 3.0, 4.0, 5.0, 6.0, 7.0)
+
+
+def decided_at(path: Path, policy: DecisionPolicy) -> float | None:
+    return tone_decision_s(*read_audio_file(path), policy)
 
 
 def write(path: Path, audio: np.ndarray, rate: int) -> Path:
@@ -41,7 +46,7 @@ def test_a_greeting_s_beep_ends_the_asks_where_the_service_decides(
     speech_wav, tmp_path: Path
 ) -> None:
     path, beep_end_s, length_s = greeting(speech_wav, tmp_path)
-    decided = tone_decision_s(path, DecisionPolicy())
+    decided = decided_at(path, DecisionPolicy())
     assert decided is not None
     assert beep_end_s <= decided <= beep_end_s + 0.5 < length_s
     asked = asked_windows(WINDOWS, decided)
@@ -52,23 +57,23 @@ def test_a_beep_that_could_start_sit_decides_once_sit_did_not_follow(
     speech_wav, tmp_path: Path
 ) -> None:
     path, beep_end_s, _ = greeting(speech_wav, tmp_path, beep_hz=1000.0)
-    decided = tone_decision_s(path, DecisionPolicy())
+    decided = decided_at(path, DecisionPolicy())
     assert decided is not None and beep_end_s + 0.5 < decided <= beep_end_s + 2.0
 
 
 def test_without_a_tone_or_with_tones_off_every_window_is_asked(speech_wav, tmp_path: Path) -> None:
     person = speech_wav("Hello? Who's this?", total_s=8.0)
-    assert tone_decision_s(person, DecisionPolicy()) is None
+    assert decided_at(person, DecisionPolicy()) is None
     assert asked_windows(WINDOWS, None) == list(WINDOWS)
     path, _, _ = greeting(speech_wav, tmp_path)
-    assert tone_decision_s(path, DecisionPolicy(tones=False)) is None
-    assert tone_decision_s(path, DecisionPolicy(beep_decides=False)) is None
+    assert decided_at(path, DecisionPolicy(tones=False)) is None
+    assert decided_at(path, DecisionPolicy(beep_decides=False)) is None
 
 
 def test_a_beep_before_any_words_is_not_a_voicemail_s(tmp_path: Path) -> None:
     audio = np.concatenate([tones.tones((1000.0,), 0.4, 8000), tones.silence(7.0, 8000)])
     path = write(tmp_path / "beep-first.wav", audio, 8000)
-    assert tone_decision_s(path, DecisionPolicy()) is None
+    assert decided_at(path, DecisionPolicy()) is None
 
 
 @pytest.mark.parametrize("tone_s", [2.0, 2.5])

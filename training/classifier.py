@@ -22,13 +22,14 @@ from scipy import sparse
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupShuffleSplit
 
+from bridge.cli.audio_files import read_audio_file
 from bridge.engine.classifier import AmdClassifier, ClassifierModel
 from bridge.engine.detector import Transcriber
 from bridge.engine.textfeatures import AnalyzerConfig, TfidfFeaturizer, fit_vocabulary
 from bridge.errors import AudioFileError
 from bridge.session.call import DecisionPolicy
 from bridge.session.decision import TimingFeatures
-from training.manifests import LabelledRow, ManifestReport, read_16k
+from training.manifests import LabelledRow, ManifestReport, as_16k
 from training.tone_asks import asked_windows, tone_decision_s
 
 log = logging.getLogger(__name__)
@@ -88,10 +89,11 @@ def examples_from_manifest(
     for n, row in enumerate(audio_rows, start=1):
         assert row.path is not None
         try:
-            full = read_16k(row.path)
+            fmt, data = read_audio_file(row.path)
+            full = as_16k(fmt, data)
             asked = list(windows)
             if tone_policy is not None and tone_policy.tones:
-                asked = asked_windows(asked, tone_decision_s(row.path, tone_policy))
+                asked = asked_windows(asked, tone_decision_s(fmt, data, tone_policy))
         except AudioFileError as exc:
             report.bad.append(({"path": str(row.path), "label": row.label}, str(exc)))
             continue

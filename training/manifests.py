@@ -13,11 +13,15 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
 from training.conditions import BABBLE, MUSIC, NOISE, NONE, background_of
+
+if TYPE_CHECKING:
+    from bridge.audio import AudioFormat
 
 LABELS = ("human", "machine")
 SPLITS = ("train", "test")
@@ -115,10 +119,15 @@ def _read_csv(path: Path) -> tuple[set[str], list[dict[str, str]]]:
 
 def read_16k(path: Path) -> npt.NDArray[np.float32]:
     """A recording as the engine hears it: 16 kHz mono float (raises AudioFileError)."""
-    from bridge.audio import CallAudio
     from bridge.cli.audio_files import read_audio_file
 
-    fmt, data = read_audio_file(path)
+    return as_16k(*read_audio_file(path))
+
+
+def as_16k(fmt: AudioFormat, data: bytes) -> npt.NDArray[np.float32]:
+    """Audio read by ``read_audio_file`` as the engine hears it: 16 kHz mono float."""
+    from bridge.audio import CallAudio
+
     audio = CallAudio(fmt)
     return np.concatenate([audio.push(data), audio.flush()]).astype(np.float32)
 

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from pathlib import Path
 
+from bridge.audio import TARGET_RATE, AudioFormat
 from bridge.audio.codecs import Float32Array
-from bridge.cli.audio_files import read_audio_file
 from bridge.session.call import DecisionPolicy
 from bridge.session.decision import AnalysisResult, Cause, EarlierHearing, TimingFeatures
 from bridge.session.recording import decide_recording
@@ -27,18 +26,17 @@ _SESSION_LOG = logging.getLogger("bridge.session.call")
 
 async def _never_sure(clip: Float32Array, heard_before: EarlierHearing | None) -> AnalysisResult:
     """An engine that never decides: the call runs to its last ask unless a tone ends it."""
-    seconds = len(clip) / 16000
+    seconds = len(clip) / TARGET_RATE
     return AnalysisResult("", 0.5, TimingFeatures(0.0, seconds, 0.0, 1, seconds), 0.0)
 
 
-def tone_decision_s(path: Path, policy: DecisionPolicy) -> float | None:
+def tone_decision_s(fmt: AudioFormat, data: bytes, policy: DecisionPolicy) -> float | None:
     """Seconds of audio at which the service, with ``policy``, would decide this
-    recording on a tone alone; None when no tone would decide it."""
-    fmt, data = read_audio_file(path)
+    recording (as ``read_audio_file`` gives it) on a tone alone; None when no tone would."""
     level = _SESSION_LOG.level
     _SESSION_LOG.setLevel(max(level, logging.WARNING))
     try:
-        decision = asyncio.run(decide_recording(path.name, fmt, data, policy, _never_sure))
+        decision = asyncio.run(decide_recording("tones", fmt, data, policy, _never_sure))
     finally:
         _SESSION_LOG.setLevel(level)
     return decision.decision_audio_s if decision.cause in TONE_CAUSES else None
