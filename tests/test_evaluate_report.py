@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from bridge.session.decision import Cause, Decision, Status
 from tests.test_engine_real import HUMAN_OPENER, MACHINE_GREETING
+from training.report import reliability_by_decision_time
 
 AMD_TRAIN = str(Path(sys.executable).with_name("amd-train"))
 
@@ -89,12 +91,19 @@ def test_the_report_has_accuracy_by_time_calls_latency_and_plots(speech_wav, tmp
     decided = round((1 - calls["notsure_share"]) * 6)
     assert sum(b["n"] for b in calls["reliability"]) == decided
     assert all(0.5 <= b["stated"] <= 1 and 0 <= b["right"] <= 1 for b in calls["reliability"])
+    by_time = calls["reliability_by_decision_s"]
+    assert sum(b["n"] for b in by_time) == len(stated)  # the classifier's decisions
+    for b in by_time:
+        inside = [r for r in stated if b["from_s"] <= float(r["decision_s"]) < b["to_s"]]
+        assert b["n"] == len(inside)
+        assert b["right"] == pytest.approx(sum(r["answer"] == r["label"] for r in inside) / b["n"])
     for png in ("accuracy_by_time.png", "confusion_2s.png", "reliability.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     summary = (out / "report.md").read_text()
     assert "| 2.0 s |" in summary and "accuracy_by_time.png" in summary
     assert "### By condition" in summary and "| babble | 2 |" in summary
     assert "| classifier's decisions: stated / right |" in summary
+    assert "by when the call was decided" in summary
     assert [r["path"].rsplit("/", 1)[-1] for r in per_call] == [
         f"{label}{i}.wav" for label in ("human", "machine") for i in range(3)
     ]
@@ -115,3 +124,21 @@ def test_the_report_has_accuracy_by_time_calls_latency_and_plots(speech_wav, tmp
         timeout=600,
     )
     assert again.returncode == 2 and "use --force" in again.stderr
+
+
+def test_stated_and_right_by_when_the_call_was_decided():
+    def classifier(status: Status, p_human: float, at_s: float) -> Decision:
+        return Decision(status, Cause.CLASSIFIER, at_s, proba_human=p_human)
+
+    results = [
+        ("human", classifier(Status.HUMAN, 0.9, 2.0)),  # right, stated 0.9
+        ("machine", classifier(Status.MACHINE, 0.2, 2.0)),  # right, stated 0.8
+        ("human", classifier(Status.MACHINE, 0.1, 4.0)),  # wrong, stated 0.9
+        ("machine", classifier(Status.MACHINE, 0.3, 4.99)),  # right, stated 0.7
+        ("machine", Decision(Status.MACHINE, Cause.BEEP, 3.2)),  # a tone states nothing
+        ("human", Decision(Status.NOTSURE, Cause.LOWCONFIDENCE, 7.0, proba_human=0.6)),
+    ]
+    by_time = reliability_by_decision_time(results)
+    assert [(b["from_s"], b["to_s"], b["n"]) for b in by_time] == [(2.0, 3.0, 2), (4.0, 5.0, 2)]
+    assert by_time[0]["stated"] == pytest.approx(0.85) and by_time[0]["right"] == 1.0
+    assert by_time[1]["stated"] == pytest.approx(0.8) and by_time[1]["right"] == 0.5

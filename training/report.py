@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -92,6 +93,7 @@ async def as_calls(  # type: ignore[no-untyped-def]
             for facet, values in by_facet.items()
         },
         "reliability": reliability(results),
+        "reliability_by_decision_s": reliability_by_decision_time(results),
     }
     return figures, [per_call(row, label, decision) for row, (label, decision) in kept]
 
@@ -182,6 +184,29 @@ def reliability(results: Sequence[tuple[str, Any]]) -> list[dict[str, Any]]:
                 }
             )
     return out
+
+
+def reliability_by_decision_time(results: Sequence[tuple[str, Any]]) -> list[dict[str, Any]]:
+    """For the classifier's decisions, per second of callee audio they were taken in
+    (2 to 3 s, 3 to 4 s, ...): how many, the mean stated confidence and the share right.
+    Each ask's scale is fit on every call's ask at that length, most of them clear; the
+    calls still asked late are the hard ones, and this shows whether they get what they
+    state."""
+    by_second: dict[int, list[tuple[float, bool]]] = {}
+    for label, d in results:
+        if d.status in (Status.HUMAN, Status.MACHINE) and d.proba_human is not None:
+            second = math.floor(d.decision_audio_s + 1e-6)  # an ask at 3.0 s is in 3-4 s
+            by_second.setdefault(second, []).append((d.confidence, d.label == label))
+    return [
+        {
+            "from_s": float(second),
+            "to_s": float(second + 1),
+            "n": len(pairs),
+            "stated": float(np.mean([c for c, _ in pairs])),
+            "right": float(np.mean([r for _, r in pairs])),
+        }
+        for second, pairs in sorted(by_second.items())
+    ]
 
 
 def write_report(
@@ -355,6 +380,19 @@ def markdown(record: dict[str, Any]) -> str:
             ),
             "",
             "![reliability](reliability.png)",
+            "",
+        ]
+    if calls.get("reliability_by_decision_s"):
+        lines += [
+            "### Stated confidence against the share right, by when the call was decided",
+            "",
+            "| decided in | calls | mean stated | right |",
+            "|---|---|---|---|",
+            *(
+                f"| {b['from_s']:.0f}-{b['to_s']:.0f} s | {b['n']} | {b['stated']:.3f} "
+                f"| {b['right']:.1%} |"
+                for b in calls["reliability_by_decision_s"]
+            ),
             "",
         ]
     return "\n".join(lines)
