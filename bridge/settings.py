@@ -73,6 +73,9 @@ class Settings:
     final_threshold: float = _opt(
         0.7, "confidence enough at the last ask, at the maximum window (the lower of the two)"
     )
+    initial_silence_s: float = _opt(
+        4.0, "callee audio with no speech in it after which the call is NOTSURE/SILENCE"
+    )
     no_audio_timeout_s: float = _opt(
         5.0, "seconds without audio before what was heard is analysed (none: NOTSURE/NOAUDIO)"
     )
@@ -131,6 +134,7 @@ class Settings:
             max_window_s=self.max_window_s,
             threshold=self.threshold,
             final_threshold=self.final_threshold,
+            initial_silence_s=self.initial_silence_s,
             no_audio_timeout_s=self.no_audio_timeout_s,
             tones=self.tones == "on",
             beep_decides=self.beep_decides == "on",

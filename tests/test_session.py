@@ -139,7 +139,7 @@ def test_a_later_confident_answer_decides(clock):
 
 
 def test_silence_through_the_maximum_window_is_notsure_silence(clock):
-    session = new_session(clock)
+    session = new_session(clock, initial_silence_s=30.0)  # only the last ask ends it
     while True:
         feed_until_request(session, clock)
         # Even a confident probability is not trusted without speech.
@@ -151,6 +151,28 @@ def test_silence_through_the_maximum_window_is_notsure_silence(clock):
     # decided without the classifier: no confidence, nor Whisper's words for noise
     assert out.confidence is None and out.proba_human is None and out.transcript == ""
     assert out.summary()["confidence"] is None
+
+
+def test_dead_air_is_notsure_silence_at_the_first_ask_past_the_initial_silence(clock):
+    session = new_session(clock, initial_silence_s=3.5)
+    asked_at = []
+    while True:
+        asked_at.append(round(feed_until_request(session, clock).audio_s, 2))
+        out = session.on_result(result(0.98, NO_SPEECH, "you"), clock[0])
+        if out is not None:
+            break
+    assert asked_at == [2.0, 3.0, 4.0]
+    assert (out.status, out.amd_cause) == (Status.NOTSURE, "SILENCE-4000")
+    assert out.confidence is None and out.transcript == ""
+
+
+def test_speech_past_the_initial_silence_is_asked_about_as_before(clock):
+    session = new_session(clock, initial_silence_s=2.0)
+    feed_until_request(session, clock)
+    assert session.on_result(result(0.6), clock[0]) is None  # unsure, but speech: ask again
+    feed_until_request(session, clock)
+    decision = session.on_result(result(0.9), clock[0])
+    assert decision.status is Status.HUMAN and decision.amd_cause == "CLASSIFIER-90-3000"
 
 
 def test_audio_arriving_during_analysis_is_kept_and_may_trigger_the_next_request(clock):
@@ -283,6 +305,7 @@ def test_decided_session_frees_its_buffer(clock):
         {"final_threshold": 1.0},
         {"step_s": 0},
         {"no_audio_timeout_s": 0},
+        {"initial_silence_s": 0},
     ],
 )
 def test_policy_rejects_bad_values(policy):

@@ -50,6 +50,9 @@ class DecisionPolicy:
     # ... and at the last ask (the maximum window, or the end of the stream), after
     # which the answer would be NOTSURE; the lower of the two applies there
     final_threshold: float = 0.7
+    # no speech in this much callee audio: NOTSURE/SILENCE at the first ask at or after it
+    # (dead air; Asterisk's AMD() has initialSilence, 2.5 s), not only at the last ask
+    initial_silence_s: float = 4.0
     no_audio_timeout_s: float = 5.0  # wall seconds without audio before analysing what came
     tones: bool = True  # fax and SIT tones decide MACHINE; beeps can end a greeting
     beep_decides: bool = True  # with tones: a beep after the first sounds decides MACHINE
@@ -68,6 +71,8 @@ class DecisionPolicy:
             raise ConfigError("final threshold must be in [0.5, 1.0)")
         if self.no_audio_timeout_s <= 0:
             raise ConfigError("no-audio timeout must be positive")
+        if self.initial_silence_s <= 0:
+            raise ConfigError("initial silence must be positive")
 
     def accepts(self, proba_human: float, has_speech: bool, final: bool = False) -> bool:
         """Whether an answer is good enough to decide HUMAN or MACHINE on (``final``: at
@@ -335,16 +340,17 @@ class CallSession:
         if self.policy.accepts(p, result.timing.has_speech, final=self._request_final):
             status = Status.HUMAN if p >= 0.5 else Status.MACHINE
             return self._decide(self._from_result(status, Cause.CLASSIFIER, result, elapsed_ms))
+        silent_too_long = audio_s >= self.policy.initial_silence_s
+        if not result.timing.has_speech and (self._request_final or silent_too_long):
+            # Decided without the classifier: no confidence, and no transcript
+            # (Whisper's words for noise, "." or "you", are not something heard).
+            silent = replace(
+                self._from_result(Status.NOTSURE, Cause.SILENCE, result, elapsed_ms),
+                proba_human=None,
+                transcript="",
+            )
+            return self._decide(silent)
         if self._request_final:
-            if not result.timing.has_speech:
-                # Decided without the classifier: no confidence, and no transcript
-                # (Whisper's words for noise, "." or "you", are not something heard).
-                silent = replace(
-                    self._from_result(Status.NOTSURE, Cause.SILENCE, result, elapsed_ms),
-                    proba_human=None,
-                    transcript="",
-                )
-                return self._decide(silent)
             return self._decide(
                 self._from_result(Status.NOTSURE, Cause.LOWCONFIDENCE, result, elapsed_ms)
             )
