@@ -167,6 +167,27 @@ def test_a_callee_whose_channel_goes_quiet_is_decided_on_time(pbx, bridge, calle
     assert_no_call_left(pbx.ami)
 
 
+@pytest.mark.parametrize(
+    ("callee", "cause", "within_s"),
+    [
+        # silence frames: no speech by AMD_INITIAL_SILENCE_S (4 s), NOTSURE at that ask
+        ("dead-air", "SILENCE-40", 6.0),
+        # no frames at all from the answer on: NOAUDIO after AMD_NO_AUDIO_TIMEOUT_S (5 s)
+        ("dead-quiet", "NOAUDIO-0", 7.0),
+    ],
+)
+def test_dead_air_is_notsure_before_the_maximum_window(pbx, bridge, callee, cause, within_s):
+    """A callee that answers and says nothing is released well before the maximum window
+    (7 s), whether the channel sends silence or nothing at all."""
+    use_bridge_at(pbx.ami, bridge.audiosocket_addr)
+    result = call(pbx.ami, callee)
+    assert first(result, "Status") == "NOTSURE", result
+    assert first(result, "Cause").startswith(cause), result
+    elapsed = float(first(result, "Ended")) - float(first(result, "Started"))
+    assert elapsed < within_s, elapsed
+    assert_no_call_left(pbx.ami)
+
+
 def test_a_hang_up_during_analysis_is_hangup(pbx, bridge):
     use_bridge_at(pbx.ami, bridge.audiosocket_addr)
     result = call(pbx.ami, "bye-hello", wait_for="AMDTestHangup")
