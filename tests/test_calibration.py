@@ -71,6 +71,10 @@ def test_the_offline_replay_takes_the_last_ask_as_the_final_one():
     assert accepted_ask(asks, DecisionPolicy(final_threshold=0.7)) == (5.0, 0.72)
     assert accepted_ask(asks, DecisionPolicy(threshold=0.74)) == (2.0, 0.75)
     assert accepted_ask([(5.0, 0.72, False)], DecisionPolicy(final_threshold=0.7)) is None
+    # no speech by the initial silence: the session says NOTSURE there, asks no more
+    late = [(2.0, 0.5, False), (3.0, 0.5, False), (4.0, 0.9, True)]
+    assert accepted_ask(late, DecisionPolicy(initial_silence_s=3.0)) is None
+    assert accepted_ask(late, DecisionPolicy(initial_silence_s=4.0)) == (4.0, 0.9)
 
 
 def calls_surer_late(n: int = 200) -> list[Ask]:

@@ -217,11 +217,14 @@ def accepted_ask(
 ) -> tuple[float, float] | None:
     """The session's rule on one call's asks, ``(window_s, proba_human, has_speech)``:
     in window order, the first ``policy.accepts`` (the last ask as the final one) as
-    ``(window_s, proba_human)``; None when none is (NOTSURE)."""
+    ``(window_s, proba_human)``; None when none is (NOTSURE), or when an ask at or past
+    ``policy.initial_silence_s`` heard no speech (NOTSURE/SILENCE there)."""
     ordered = sorted(asks)
     for n, (window, p, has_speech) in enumerate(ordered, start=1):
         if policy.accepts(p, has_speech, final=n == len(ordered)):
             return window, p
+        if not has_speech and window >= policy.initial_silence_s:
+            return None
     return None
 
 
