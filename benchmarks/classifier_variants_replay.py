@@ -126,21 +126,20 @@ def stacked(f: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class PairedTiming(TimingFeatures):
-    """The timing inputs, standardised, and their pairwise products."""
+    """The timing inputs followed by the pairwise products of their standardised values."""
+
+    products: tuple[float, ...] = ()
 
     def as_vector(self) -> list[float]:
-        v = (np.asarray(super().as_vector()) - _MEAN) / _STD
-        upper = np.triu_indices(len(v))
-        return [*v.tolist(), *np.outer(v, v)[upper].tolist()]
+        return [*super().as_vector(), *self.products]
 
 
-_MEAN = np.zeros(0)
-_STD = np.ones(0)
-
-
-def paired(e: Example) -> Example:
+def paired(e: Example, mean: np.ndarray, std: np.ndarray) -> Example:
+    """``e`` with its timing's pairwise products (inputs standardised by ``mean``, ``std``)."""
     assert e.timing is not None
-    timing = PairedTiming(**asdict(e.timing))
+    v = (np.asarray(e.timing.as_vector()) - mean) / std
+    upper = np.triu_indices(len(v))
+    timing = PairedTiming(**asdict(e.timing), products=tuple(np.outer(v, v)[upper].tolist()))
     return Example(e.text, timing, e.label, e.group, e.window_s, e.recording, e.split)
 
 
@@ -254,7 +253,6 @@ def figures(held: Sequence[Heard], p: np.ndarray, policy: DecisionPolicy) -> dic
 
 
 def main() -> None:
-    global _MEAN, _STD
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cache", type=Path, required=True, help="decision_rule_replay's cache")
     parser.add_argument("--json", type=Path)
@@ -276,8 +274,11 @@ def main() -> None:
     previous = with_previous(held, z)
 
     timing = np.array([h.example.timing.as_vector() for h in train if h.example.timing])
-    _MEAN, _STD = timing.mean(axis=0), np.maximum(timing.std(axis=0), 1e-3)
-    z_paired = logits(fit([paired(h.example) for h in train]), [paired(h.example) for h in held])
+    mean, std = timing.mean(axis=0), np.maximum(timing.std(axis=0), 1e-3)
+    z_paired = logits(
+        fit([paired(h.example, mean, std) for h in train]),
+        [paired(h.example, mean, std) for h in held],
+    )
 
     def loud(h: Heard) -> bool:
         return h.example.timing is not None and (

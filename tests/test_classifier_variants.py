@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
 
-from classifier_variants_replay import PairedTiming, undecided_scales, with_previous
+from classifier_variants_replay import paired, undecided_scales, with_previous
 from decision_rule_replay import Heard
 
 from bridge.session.call import DecisionPolicy
@@ -65,11 +65,12 @@ def test_later_scales_are_fit_on_the_calls_the_earlier_asks_left_undecided():
     assert every_call > 1.5 * scales[3.0], "every call's ask at 3 s makes its log-odds look surer"
 
 
-def test_paired_timing_adds_every_product_of_two_inputs():
+def test_paired_timing_adds_every_product_of_two_standardised_inputs():
     n = len(SPEECH.as_vector())
-    import classifier_variants_replay as variants
-
-    variants._MEAN, variants._STD = np.zeros(n), np.ones(n)
-    v = PairedTiming(0.2, 1.5, 0.3, 1, 2.0).as_vector()
+    e = paired(ask("a", 2.0).example, np.zeros(n), np.full(n, 2.0))
+    assert e.timing is not None
+    v = e.timing.as_vector()
     assert len(v) == n + n * (n + 1) // 2
-    assert v[:n] == pytest.approx(SPEECH.as_vector())
+    assert v[:n] == pytest.approx(SPEECH.as_vector())  # the classifier standardises these
+    half = np.asarray(SPEECH.as_vector()) / 2
+    assert v[n] == pytest.approx(half[0] * half[0]) and v[n + 1] == pytest.approx(half[0] * half[1])
