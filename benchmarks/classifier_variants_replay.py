@@ -188,7 +188,6 @@ def per_window(held: Sequence[Heard], z: np.ndarray, policy: DecisionPolicy) -> 
 
 def by_halves(
     held: Sequence[Heard],
-    z: np.ndarray,
     fit_apply: Callable[[list[int], list[int], np.ndarray], None],
 ) -> np.ndarray:
     halves = template_halves(h.example.group for h in held)
@@ -208,7 +207,7 @@ def undecided_calibration(
         for i in c:
             p[i] = 1 / (1 + math.exp(-scales[held[i].example.window_s or 0.0] * z[i]))
 
-    return by_halves(held, z, fit_apply)
+    return by_halves(held, fit_apply)
 
 
 def curve_calibration(held: Sequence[Heard], z: np.ndarray, policy: DecisionPolicy) -> np.ndarray:
@@ -222,7 +221,7 @@ def curve_calibration(held: Sequence[Heard], z: np.ndarray, policy: DecisionPoli
             at = ca[windows[ca] == w]
             p[at] = 1 / (1 + np.exp(-curve(z[at], a, g)))
 
-    return by_halves(held, z, fit_apply)
+    return by_halves(held, fit_apply)
 
 
 def figures(held: Sequence[Heard], p: np.ndarray, policy: DecisionPolicy) -> dict[str, Any]:

@@ -223,7 +223,7 @@ def accepted_ask(
     for n, (window, p, has_speech) in enumerate(ordered, start=1):
         if policy.accepts(p, has_speech, final=n == len(ordered)):
             return window, p
-        if not has_speech and window >= policy.initial_silence_s:
+        if policy.ends_in_silence(window, has_speech):
             return None
     return None
 

@@ -163,26 +163,33 @@ RELIABILITY_BINS = (0.5, 0.8, 0.9, 0.95, 0.99, 1.0)
 RELIABILITY_LINE_MIN_CALLS = 10
 
 
-def reliability(results: Sequence[tuple[str, Any]]) -> list[dict[str, Any]]:
-    """For the decided calls, per bin of stated confidence: how many, the mean stated
-    confidence and the share right (a calibrated 0.9 is right 90% of the time)."""
-    pairs = [
-        (d.confidence, d.label == label)
+def _classifier_decisions(results: Sequence[tuple[str, Any]]) -> list[tuple[Any, float, bool]]:
+    """The decided calls the classifier decided (tones state no confidence): each as
+    (decision, stated confidence, right)."""
+    return [
+        (d, d.confidence, d.label == label)
         for label, d in results
         if d.status in (Status.HUMAN, Status.MACHINE) and d.proba_human is not None
     ]
+
+
+def _stated_and_right(pairs: Sequence[tuple[float, bool]]) -> dict[str, Any]:
+    return {
+        "n": len(pairs),
+        "stated": float(np.mean([c for c, _ in pairs])),
+        "right": float(np.mean([r for _, r in pairs])),
+    }
+
+
+def reliability(results: Sequence[tuple[str, Any]]) -> list[dict[str, Any]]:
+    """For the decided calls, per bin of stated confidence: how many, the mean stated
+    confidence and the share right (a calibrated 0.9 is right 90% of the time)."""
+    pairs = [(c, r) for _, c, r in _classifier_decisions(results)]
     out = []
     for low, high in zip(RELIABILITY_BINS[:-1], RELIABILITY_BINS[1:], strict=True):
         inside = [(c, r) for c, r in pairs if low <= c < high or (high == 1.0 and c == 1.0)]
         if inside:
-            out.append(
-                {
-                    "bin": f"{low:.2f}-{high:.2f}",
-                    "n": len(inside),
-                    "stated": float(np.mean([c for c, _ in inside])),
-                    "right": float(np.mean([r for _, r in inside])),
-                }
-            )
+            out.append({"bin": f"{low:.2f}-{high:.2f}", **_stated_and_right(inside)})
     return out
 
 
@@ -193,18 +200,11 @@ def reliability_by_decision_time(results: Sequence[tuple[str, Any]]) -> list[dic
     calls still asked late are the hard ones, and this shows whether they get what they
     state."""
     by_second: dict[int, list[tuple[float, bool]]] = {}
-    for label, d in results:
-        if d.status in (Status.HUMAN, Status.MACHINE) and d.proba_human is not None:
-            second = math.floor(d.decision_audio_s + 1e-6)  # an ask at 3.0 s is in 3-4 s
-            by_second.setdefault(second, []).append((d.confidence, d.label == label))
+    for d, stated, right in _classifier_decisions(results):
+        second = math.floor(d.decision_audio_s + 1e-6)  # an ask at 3.0 s is in 3-4 s
+        by_second.setdefault(second, []).append((stated, right))
     return [
-        {
-            "from_s": float(second),
-            "to_s": float(second + 1),
-            "n": len(pairs),
-            "stated": float(np.mean([c for c, _ in pairs])),
-            "right": float(np.mean([r for _, r in pairs])),
-        }
+        {"from_s": float(second), "to_s": float(second + 1), **_stated_and_right(pairs)}
         for second, pairs in sorted(by_second.items())
     ]
 

@@ -80,6 +80,11 @@ class DecisionPolicy:
         needed = min(self.final_threshold, self.threshold) if final else self.threshold
         return has_speech and max(proba_human, 1.0 - proba_human) >= needed
 
+    def ends_in_silence(self, audio_s: float, has_speech: bool, final: bool = False) -> bool:
+        """Whether an ask about ``audio_s`` of callee audio that found no speech ends the
+        call as NOTSURE/SILENCE: at the last ask, or at or past ``initial_silence_s``."""
+        return not has_speech and (final or audio_s >= self.initial_silence_s)
+
 
 class SessionState(enum.Enum):
     LISTENING = "listening"
@@ -340,8 +345,7 @@ class CallSession:
         if self.policy.accepts(p, result.timing.has_speech, final=self._request_final):
             status = Status.HUMAN if p >= 0.5 else Status.MACHINE
             return self._decide(self._from_result(status, Cause.CLASSIFIER, result, elapsed_ms))
-        silent_too_long = audio_s >= self.policy.initial_silence_s
-        if not result.timing.has_speech and (self._request_final or silent_too_long):
+        if self.policy.ends_in_silence(audio_s, result.timing.has_speech, self._request_final):
             # Decided without the classifier: no confidence, and no transcript
             # (Whisper's words for noise, "." or "you", are not something heard).
             silent = replace(
