@@ -85,3 +85,38 @@ def test_a_grammar_that_names_what_it_does_not_define_is_refused(tmp_path, frame
     path.write_text(f'[pools]\na = ["x"]\n[[frame]]\nclass = "c"\n{frame}\n', encoding="utf-8")
     with pytest.raises(GrammarError, match=problem):
         load_grammar(path)
+
+
+def test_phrases_added_in_a_new_batch_leave_the_earlier_sides_as_they_were(tmp_path: Path):
+    first = ", ".join(f'"a{i}."' for i in range(12))
+    added = ", ".join(f'"n{i}."' for i in range(8))
+    frame = '[[frame]]\nclass = "demo"\nlabel = "human"\nparts = ["a"]\n'
+    before = tmp_path / "before.toml"
+    before.write_text(f"[pools]\na = [{first}]\n{frame}", encoding="utf-8")
+    after = tmp_path / "after.toml"
+    after.write_text(f"[pools]\na = [[{first}], [{added}]]\n{frame}", encoding="utf-8")
+    grammar = load_grammar(after)
+    assert grammar.pools["a"] == tuple(f"a{i}." for i in range(12)) + tuple(
+        f"n{i}." for i in range(8)
+    )
+    old, new = split_pools(load_grammar(before), 0.25, seed=5), split_pools(grammar, 0.25, seed=5)
+    assert new[TEST]["a"][:3] == old[TEST]["a"] and len(old[TEST]["a"]) == 3
+    assert [e for e in new[TRAIN]["a"] if e.startswith("a")] == old[TRAIN]["a"]
+    added_test = [e for e in new[TEST]["a"] if e.startswith("n")]
+    assert len(added_test) == 2  # a quarter of the new batch, drawn on its own
+    # one flat list of the same twenty phrases would have redrawn the first twelve's sides
+    flat = tmp_path / "flat.toml"
+    flat.write_text(f"[pools]\na = [{first}, {added}]\n{frame}", encoding="utf-8")
+    redrawn = split_pools(load_grammar(flat), 0.25, seed=5)
+    assert [e for e in redrawn[TEST]["a"] if e.startswith("a")] != old[TEST]["a"]
+
+
+def test_a_pool_that_mixes_phrases_and_batches_is_refused(tmp_path: Path):
+    path = tmp_path / "grammar.toml"
+    path.write_text(
+        '[pools]\na = ["x.", ["y.", "z."]]\n'
+        '[[frame]]\nclass = "c"\nlabel = "human"\nparts = ["a"]\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(GrammarError, match="list of lists"):
+        load_grammar(path)

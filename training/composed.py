@@ -15,7 +15,7 @@ import random
 import re
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -42,6 +42,8 @@ class Frame:
 class Grammar:
     pools: dict[str, tuple[str, ...]]
     frames: tuple[Frame, ...]
+    # a pool's entries in the batches the file lists them in; each batch is split on its own
+    batches: dict[str, tuple[tuple[str, ...], ...]] = field(default_factory=dict)
 
     @property
     def classes(self) -> list[str]:
@@ -55,7 +57,8 @@ class GrammarError(ValueError):
 def load_grammar(path: Path | None = None) -> Grammar:
     source = path or Path(str(resources.files("training") / "data" / "grammar.toml"))
     data = tomllib.loads(source.read_text(encoding="utf-8"))
-    pools = {name: tuple(entries) for name, entries in data.get("pools", {}).items()}
+    batches = {name: _batches(name, entries) for name, entries in data.get("pools", {}).items()}
+    pools = {name: tuple(e for batch in b for e in batch) for name, b in batches.items()}
     frames = tuple(Frame(f["class"], f["label"], tuple(f["parts"])) for f in data.get("frame", []))
     for frame in frames:
         if frame.label not in ("human", "machine"):
@@ -63,11 +66,24 @@ def load_grammar(path: Path | None = None) -> Grammar:
         for part in frame.parts:
             if part != "|" and part.rstrip("?") not in pools:
                 raise GrammarError(f"frame of class {frame.text_class}: no pool {part!r}")
-    return Grammar(pools, frames)
+    return Grammar(pools, frames, batches)
+
+
+def _batches(name: str, entries: list[object]) -> tuple[tuple[str, ...], ...]:
+    """A pool is a list of phrases, or a list of lists of them (batches)."""
+    if all(isinstance(e, str) for e in entries):
+        return (tuple(str(e) for e in entries),)
+    if all(isinstance(e, list) and all(isinstance(x, str) for x in e) for e in entries):
+        return tuple(tuple(str(x) for x in batch) for batch in entries if isinstance(batch, list))
+    raise GrammarError(f"pool {name!r}: a list of phrases or a list of lists of phrases")
 
 
 def split_pools(grammar: Grammar, share: float, seed: int) -> dict[str, dict[str, list[str]]]:
-    """Each side's entries of every pool: ``share`` of a pool's entries held out."""
+    """Each side's entries of every pool: ``share`` of a pool's entries held out.
+
+    A pool written as batches is split batch by batch (the first with the salt a
+    one-batch pool has), so phrases added in a new batch leave the sides of the earlier
+    ones as they were and figures measured before stay comparable."""
     from training.corpus import held_out
 
     sides: dict[str, dict[str, list[str]]] = {TRAIN: {}, TEST: {}}
@@ -75,7 +91,10 @@ def split_pools(grammar: Grammar, share: float, seed: int) -> dict[str, dict[str
         if len(entries) < SPLIT_MIN_ENTRIES:
             sides[TRAIN][name] = sides[TEST][name] = list(entries)
             continue
-        test = held_out(entries, share, seed, f"pool:{name}")
+        test: set[str] = set()
+        for i, batch in enumerate(grammar.batches.get(name) or (entries,)):
+            salt = f"pool:{name}" if i == 0 else f"pool:{name}:{i}"
+            test |= held_out(batch, share, seed, salt) if len(batch) > 1 else set()
         sides[TEST][name] = [e for e in entries if e in test]
         sides[TRAIN][name] = [e for e in entries if e not in test]
     return sides
