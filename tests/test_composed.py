@@ -120,3 +120,50 @@ def test_a_pool_that_mixes_phrases_and_batches_is_refused(tmp_path: Path):
     )
     with pytest.raises(GrammarError, match="list of lists"):
         load_grammar(path)
+
+
+def test_more_phrases_are_one_more_batch_of_their_pool(tmp_path: Path):
+    first = ", ".join(f'"a{i}."' for i in range(12))
+    frame = '[[frame]]\nclass = "demo"\nlabel = "human"\nparts = ["a"]\n'
+    grammar_file = tmp_path / "grammar.toml"
+    grammar_file.write_text(f"[pools]\na = [{first}]\n{frame}", encoding="utf-8")
+    more = tmp_path / "more.toml"
+    more.write_text("[pools]\na = [" + ", ".join(f'"n{i}."' for i in range(8)) + "]\n")
+    batched = tmp_path / "batched.toml"
+    batched.write_text(
+        f"[pools]\na = [[{first}], [" + ", ".join(f'"n{i}."' for i in range(8)) + f"]]\n{frame}"
+    )
+    added = load_grammar(grammar_file, [more])
+    assert added.batches == load_grammar(batched).batches
+    assert split_pools(added, 0.25, seed=2) == split_pools(load_grammar(batched), 0.25, seed=2)
+    plain = split_pools(load_grammar(grammar_file), 0.25, seed=2)
+    assert [e for e in split_pools(added, 0.25, seed=2)[TEST]["a"] if e.startswith("a")] == (
+        plain[TEST]["a"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("more", "problem"),
+    [('[pools]\nnope = ["x.", "y."]\n', "no pool 'nope'"), ("[[frame]]\nclass = 'c'\n", "only")],
+)
+def test_more_phrases_for_a_pool_the_grammar_lacks_or_with_frames_are_refused(
+    tmp_path: Path, more: str, problem: str
+):
+    path = tmp_path / "more.toml"
+    path.write_text(more, encoding="utf-8")
+    with pytest.raises(GrammarError, match=problem):
+        load_grammar(None, [path])
+
+
+def test_the_project_more_phrases_file_adds_to_every_pool_it_names():
+    more = Path(__file__).resolve().parents[1] / "training" / "data" / "more-phrases.toml"
+    base, added = load_grammar(), load_grammar(None, [more])
+    assert set(added.pools) == set(base.pools)
+    grown = [name for name in base.pools if len(added.pools[name]) > len(base.pools[name])]
+    assert len(grown) == len(base.pools)  # every pool got a batch
+    composed = compose(added, 4000, 0.25, seed=1)
+    texts = [t.text for t, _ in composed]
+    assert len(set(texts)) == len(texts) >= 3500
+    rng = random.Random(0)
+    for template, _ in composed:
+        assert "{" not in fill(template.text, rng)

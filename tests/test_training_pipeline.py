@@ -219,6 +219,17 @@ def test_a_corpus_is_reproducible_from_its_seed(tmp_path: Path) -> None:
     assert amd_train("corpus", "--out", str(made[0]), "--limit", "1", ok=False).returncode == 2
 
 
+def test_more_phrases_for_a_pool_the_grammar_lacks_stop_the_corpus(tmp_path: Path) -> None:
+    more = tmp_path / "more.toml"
+    more.write_text('[pools]\nreached = ["this is {name}\'s line."]\nnope = ["x.", "y."]\n')
+    out = tmp_path / "corpus"
+    proc = amd_train(
+        "corpus", "--out", str(out), "--limit", "1", "--more-phrases", str(more), ok=False
+    )
+    assert proc.returncode == 2 and "no pool 'nope'" in proc.stderr
+    assert not (out / "manifest.csv").exists()
+
+
 def test_the_imported_model_exports_back_to_the_same_weights_and_tokens(
     imported: Path, tmp_path: Path, speech_audio
 ) -> None:

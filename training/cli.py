@@ -59,6 +59,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     corpus.add_argument("--grammar", type=Path, help="phrase grammar TOML (default: the project's)")
     corpus.add_argument(
+        "--more-phrases",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="TOML of more phrases for the grammar's pools, each list one more batch of its pool "
+        "(e.g. training/data/more-phrases.toml; repeatable)",
+    )
+    corpus.add_argument(
         "--chatter",
         type=Path,
         help="what people behind the callee say, one sentence a line "
@@ -494,7 +503,7 @@ def _corpus(args: argparse.Namespace) -> int:
     try:
         composed = (
             compose(
-                load_grammar(args.grammar),
+                load_grammar(args.grammar, args.more_phrases),
                 args.composed,
                 args.held_out,
                 args.seed,

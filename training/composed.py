@@ -54,10 +54,20 @@ class GrammarError(ValueError):
     """The grammar file names a pool it does not define, or a label that is not one."""
 
 
-def load_grammar(path: Path | None = None) -> Grammar:
+def load_grammar(path: Path | None = None, more: Sequence[Path] = ()) -> Grammar:
+    """The grammar (the project's by default); each ``more`` file's pools are added to the
+    pools of the same names as one more batch each (``training/data/more-phrases.toml``)."""
     source = path or Path(str(resources.files("training") / "data" / "grammar.toml"))
     data = tomllib.loads(source.read_text(encoding="utf-8"))
     batches = {name: _batches(name, entries) for name, entries in data.get("pools", {}).items()}
+    for extra in more:
+        added = tomllib.loads(extra.read_text(encoding="utf-8"))
+        if set(added) - {"pools"}:
+            raise GrammarError(f"{extra}: only [pools] may be added, not {sorted(set(added))}")
+        for name, entries in added.get("pools", {}).items():
+            if name not in batches:
+                raise GrammarError(f"{extra}: the grammar has no pool {name!r}")
+            batches[name] += _batches(name, entries)
     pools = {name: tuple(e for batch in b for e in batch) for name, b in batches.items()}
     frames = tuple(Frame(f["class"], f["label"], tuple(f["parts"])) for f in data.get("frame", []))
     for frame in frames:
