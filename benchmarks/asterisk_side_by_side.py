@@ -76,6 +76,7 @@ HUMAN_TEXTS = [
     "Hi there, who is this?",
 ]
 PROMPTS = "usr/share/asterisk/sounds/en_US_f_Allison"
+DEFAULTS_COMPOSED = 2000  # amd-train corpus --composed in scripts/train_defaults.sh
 # What VoiceMail() plays for an extension without a recorded greeting.
 VOICEMAIL_GREETINGS = {
     "ast-vm-intro": ["vm-intro"],
@@ -131,7 +132,8 @@ def held_out_recordings(folder: Path, per_label: int, seed: int = 1) -> list[Rec
     from training.voices import espeak_voices, piper_voices
 
     written = [t.text for t in load_templates()]
-    composed = [t for t, side in compose(load_grammar(), 2000, 0.25, seed, written) if side == TEST]
+    drawn = compose(load_grammar(), DEFAULTS_COMPOSED, 0.25, seed, written)
+    composed = [t for t, side in drawn if side == TEST]
     families = {"piper": piper_voices(PiperSpeaker(seed=seed)), "espeak": espeak_voices()}
     sides = split_voices(families, 0.25, seed)
     voices = [v for f in families.values() for v in f if sides[v.name] == TEST]
