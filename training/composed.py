@@ -15,7 +15,7 @@ import random
 import re
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -40,10 +40,14 @@ class Frame:
 
 @dataclass(frozen=True)
 class Grammar:
-    pools: dict[str, tuple[str, ...]]
+    # each pool's entries in the batches its files list them in; each batch is split on its own
+    batches: dict[str, tuple[tuple[str, ...], ...]]
     frames: tuple[Frame, ...]
-    # a pool's entries in the batches the file lists them in; each batch is split on its own
-    batches: dict[str, tuple[tuple[str, ...], ...]] = field(default_factory=dict)
+
+    @property
+    def pools(self) -> dict[str, tuple[str, ...]]:
+        """Each pool's entries, its batches one after the other."""
+        return {name: tuple(e for batch in b for e in batch) for name, b in self.batches.items()}
 
     @property
     def classes(self) -> list[str]:
@@ -68,15 +72,14 @@ def load_grammar(path: Path | None = None, more: Sequence[Path] = ()) -> Grammar
             if name not in batches:
                 raise GrammarError(f"{extra}: the grammar has no pool {name!r}")
             batches[name] += _batches(name, entries)
-    pools = {name: tuple(e for batch in b for e in batch) for name, b in batches.items()}
     frames = tuple(Frame(f["class"], f["label"], tuple(f["parts"])) for f in data.get("frame", []))
     for frame in frames:
         if frame.label not in ("human", "machine"):
             raise GrammarError(f"frame of class {frame.text_class}: label {frame.label!r}")
         for part in frame.parts:
-            if part != "|" and part.rstrip("?") not in pools:
+            if part != "|" and part.rstrip("?") not in batches:
                 raise GrammarError(f"frame of class {frame.text_class}: no pool {part!r}")
-    return Grammar(pools, frames, batches)
+    return Grammar(batches, frames)
 
 
 def _batches(name: str, entries: list[object]) -> tuple[tuple[str, ...], ...]:
@@ -102,7 +105,7 @@ def split_pools(grammar: Grammar, share: float, seed: int) -> dict[str, dict[str
             sides[TRAIN][name] = sides[TEST][name] = list(entries)
             continue
         test: set[str] = set()
-        for i, batch in enumerate(grammar.batches.get(name) or (entries,)):
+        for i, batch in enumerate(grammar.batches[name]):
             salt = f"pool:{name}" if i == 0 else f"pool:{name}:{i}"
             test |= held_out(batch, share, seed, salt) if len(batch) > 1 else set()
         sides[TEST][name] = [e for e in entries if e in test]
