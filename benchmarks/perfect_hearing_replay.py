@@ -20,7 +20,8 @@ no tone detector (as ``decision_rule_replay.py``).
 Printed for both: the rule at the defaults and at 0.84 / 0.74, by background band and text
 class; then every schedule of thresholds on a grid (one for the asks at 2-3 s, one for
 4-6 s, the final one at the last ask), the one with the most calls right and the one with
-the most right among those wrong on at most 5% and 8% of the calls. The schedules are
+the most right among those wrong on at most 5% and 8% of the calls, and the defaults with
+the last ask's threshold (``AMD_FINAL_THRESHOLD``) at 0.5-0.7. The schedules are
 chosen on the calls they are scored on: an upper bound, not a setting. Last, text alone:
 the same TF-IDF and logistic regression fit on the training side's true texts (no
 timing) and scored on the held-out texts' first 4 and 8 words and whole. Nothing is
@@ -67,6 +68,7 @@ EARLY = (0.8, 0.85, 0.9, 0.95, 0.98)
 MIDDLE = (0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
 FINAL = (0.5, 0.6, 0.7, 0.8)
 WRONG_CAPS = (0.05, 0.08)
+FINAL_DIAL = (0.5, 0.6, 0.65, 0.7)
 WORDS = (4, 8, None)  # text alone: the first words of each text (None: all of it)
 BATCH = 16
 
@@ -280,6 +282,11 @@ def main() -> None:
         for key, best in record[name]["schedules"].items():
             if best is not None:
                 print(_line(f"{name}, {key} {best['schedule']}", best))
+        record[name]["final_thresholds"] = {}
+        for final in FINAL_DIAL:  # AMD_FINAL_THRESHOLD, the rest at the defaults
+            o = outcome(calls, Schedule(0.8, 0.8, final))
+            record[name]["final_thresholds"][str(final)] = o
+            print(_line(f"{name}, AMD_FINAL_THRESHOLD={final}", o))
     both = (
         record["as heard"]["defaults"]["right_by"],
         record["clean twins"]["defaults"]["right_by"],
