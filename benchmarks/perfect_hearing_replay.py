@@ -210,9 +210,9 @@ def text_alone(corpus: Path) -> dict[str, float]:
         if r.split == "train"
     ]
     model = fit(train)
+    held = [r for r in rows if r.split == "test"]
     out = {}
     for words in WORDS:
-        held = [r for r in rows if r.split == "test"]
         texts = [" ".join((r.text or "").split()[:words]) for r in held]
         probs = model.proba_human_batch(texts, [None] * len(texts))
         right = [(p >= 0.5) == (r.label == "human") for p, r in zip(probs, held, strict=True)]
