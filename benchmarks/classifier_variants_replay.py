@@ -52,11 +52,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from decision_rule_replay import (
     LOUD_TALK,
-    TRAIN_WINDOWS,
     Heard,
-    changed_recordings,
-    load,
     replay,
+    service_asks,
     split_half_probabilities,
 )
 
@@ -257,13 +255,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     t0 = time.perf_counter()
-    lines = [json.loads(line) for line in args.cache.read_text().splitlines()]
-    changed = changed_recordings(lines)
-    if changed:
-        parser.error(f"{args.cache}: {len(changed)} recordings changed (e.g. {changed[0]})")
-    heard = load(lines)
-    train = [h for h in heard if h.example.split == "train"]
-    held = [h for h in heard if h.example.split == "test" and h.example.window_s in TRAIN_WINDOWS]
+    _, train, held = service_asks(args.cache, parser)
     z = logits(fit([h.example for h in train]), [h.example for h in held])
     y_train = np.array([h.example.label for h in train])
 

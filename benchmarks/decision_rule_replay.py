@@ -193,6 +193,21 @@ def load(lines: Sequence[dict[str, Any]]) -> list[Heard]:
     ]
 
 
+def service_asks(
+    cache: Path, parser: argparse.ArgumentParser
+) -> tuple[list[dict[str, Any]], list[Heard], list[Heard]]:
+    """A replay cache's lines, its training asks and its held-out asks at the windows the
+    service asks at; a cache whose recordings changed is refused through ``parser``."""
+    lines = [json.loads(line) for line in cache.read_text().splitlines()]
+    changed = changed_recordings(lines)
+    if changed:
+        parser.error(f"{cache}: {len(changed)} recordings changed (e.g. {changed[0]})")
+    heard = load(lines)
+    train = [h for h in heard if h.example.split == "train"]
+    held = [h for h in heard if h.example.split == "test" and h.example.window_s in TRAIN_WINDOWS]
+    return lines, train, held
+
+
 @dataclass
 class Outcome:
     right: int = 0

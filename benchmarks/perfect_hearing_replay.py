@@ -48,10 +48,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from decision_rule_replay import (
-    TRAIN_WINDOWS,
     Heard,
-    changed_recordings,
-    load,
+    service_asks,
     split_half_probabilities,
 )
 
@@ -244,14 +242,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     t0 = time.perf_counter()
-    lines = [json.loads(line) for line in args.cache.read_text().splitlines()]
-    changed = changed_recordings(lines)
-    if changed:
-        parser.error(f"{args.cache}: {len(changed)} recordings changed (e.g. {changed[0]})")
-    heard = load(lines)
-    train = [h.example for h in heard if h.example.split == "train"]
-    held = [h for h in heard if h.example.split == "test" and h.example.window_s in TRAIN_WINDOWS]
-    model = fit(train)
+    lines, train, held = service_asks(args.cache, parser)
+    model = fit([h.example for h in train])
     digests = sorted({line["audio_sha256"] for line in lines if line["split"] == "test"})
     made_from = hashlib.sha256(" ".join([args.whisper_model, *digests]).encode()).hexdigest()
     clean = clean_transcripts(args.corpus, held, args.whisper_model, args.clean_cache, made_from)
